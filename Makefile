@@ -1,0 +1,30 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml $(BIN)/activate
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+## demo: xi and CODEC of each feature of a bundled data set, as a table
+demo: $(VENV)/.installed
+	$(BIN)/python -m chatterjee demo
+
+## test: the whole test suite (GPU tests skip without a GPU)
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+## bench: speed against peers (installs them first)
+bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

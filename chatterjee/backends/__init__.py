@@ -1,0 +1,36 @@
+"""Nearest-neighbour graphs: the only place where neighbours are searched for.
+
+The statistics ask this module for the self-excluded 1-nearest-neighbour graph of a
+point cloud, with ties (duplicate points, equidistant points) broken uniformly at
+random among all points at the minimal distance.
+"""
+
+from .cpu import nearest_neighbors_1d, nearest_neighbors_kdtree
+
+__all__ = ["nearest_neighbors"]
+
+
+def nearest_neighbors(points, rng, *, workers=-1):
+    """Self-excluded nearest neighbour of every point, ties broken uniformly at random.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n, d)
+        Finite float64 coordinates, n >= 2. Distances are Euclidean on these raw
+        coordinates (no scaling).
+    rng : numpy.random.Generator
+        Source of the tie-breaking draws: exactly ``n`` uniforms are taken from it,
+        whatever the data, so later draws do not depend on how many ties there were.
+    workers : int, default=-1
+        Threads for the k-d tree queries (-1: all cores). The result does not depend
+        on it.
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+        ``neighbors[i]`` is the index of the drawn nearest neighbour of point i.
+    """
+    u = rng.random(points.shape[0])
+    if points.shape[1] == 1:
+        return nearest_neighbors_1d(points[:, 0], u)
+    return nearest_neighbors_kdtree(points, u, workers=workers)

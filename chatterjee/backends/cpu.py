@@ -1,0 +1,174 @@
+"""Exact self-excluded nearest neighbours on the CPU, with uniform random tie-breaking.
+
+The neighbour of point i is drawn uniformly among *all* points j != i at the minimal
+Euclidean distance from i, measured on the raw coordinates. Every point consumes one
+uniform draw ``u_i`` whether or not it has a tie, so tie-free data give the same graph
+for every seed and the random stream never depends on the path taken.
+
+* One dimension: one sort. Equal values form groups; a point with company picks
+  another member of its group, a lone point picks among the members of the nearer
+  neighbouring group (of both when they are equally far).
+* Two or more dimensions: ``scipy.spatial.cKDTree``. Duplicate rows are folded into
+  distinct *sites* with multiplicities; a site's neighbour is drawn among the sites at
+  its minimal distance with probability proportional to their multiplicity, then a
+  member of the chosen site uniformly. When the query does not show the whole set of
+  equidistant sites (the farthest returned one is still at the minimal distance),
+  the query is repeated for those rows with more neighbours until it does.
+"""
+
+import numpy as np
+
+_FIRST_QUERY_K = 3
+
+
+def _draw_below(u, counts):
+    """``floor(u * counts)`` kept below ``counts`` (guards the rounding of u * counts)."""
+    return np.minimum(np.floor(u * counts).astype(np.int64), counts - 1)
+
+
+def nearest_neighbors_1d(values, u):
+    """Nearest neighbours of a sample of scalars by sorting.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+    u : ndarray of shape (n,)
+        One uniform [0, 1) draw per point.
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+    """
+    n = values.shape[0]
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    starts_group = np.empty(n, dtype=bool)
+    starts_group[0] = True
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=starts_group[1:])
+    start = np.flatnonzero(starts_group)
+    end = np.append(start[1:], n)
+    group_values = sorted_values[start]
+    gap_left = np.full(start.shape[0], np.inf)
+    gap_left[1:] = group_values[1:] - group_values[:-1]
+    gap_right = np.append(gap_left[1:], np.inf)
+
+    # Sorted positions [lo, hi) hold the candidates and the point itself.
+    lone = end - start == 1
+    take_left = lone & (gap_left <= gap_right)
+    take_right = lone & (gap_right <= gap_left)
+    lo = np.where(take_left, np.roll(start, 1), start)
+    hi = np.where(take_right, np.roll(end, -1), end)
+
+    group = np.cumsum(starts_group) - 1
+    position = np.arange(n)
+    lo, hi = lo[group], hi[group]
+    pick = lo + _draw_below(u[order], hi - lo - 1)
+    pick += pick >= position
+    neighbors = np.empty(n, dtype=np.int64)
+    neighbors[order] = order[pick]
+    return neighbors
+
+
+def _nearest_sites(tree, sites, queries, dist, idx, weights, u, workers):
+    """For each query site, draw a site among the others at minimal distance.
+
+    Parameters
+    ----------
+    tree : scipy.spatial.cKDTree
+        Built on ``sites`` (distinct points).
+    sites : ndarray of shape (m, d)
+    queries : ndarray of shape (q,)
+        Indices of the query sites.
+    dist, idx : ndarray of shape (q, k)
+        The result of ``tree.query(sites[queries], k)``.
+    weights : ndarray of shape (m,) or None
+        Multiplicity of each site (None: all one).
+    u : ndarray of shape (q,)
+        One uniform draw per query.
+    workers : int
+        Threads for further queries.
+
+    Returns
+    -------
+    site : ndarray of shape (q,)
+        The drawn site.
+    offset : ndarray of shape (q,)
+        Which member of the drawn site, in ``[0, weights[site])``.
+    """
+    n_sites = sites.shape[0]
+    site = np.empty(queries.shape[0], dtype=np.int64)
+    offset = np.zeros(queries.shape[0], dtype=np.int64)
+    pending = np.arange(queries.shape[0])
+    while True:
+        k = idx.shape[1]
+        other = idx != queries[pending, None]
+        nearest = np.where(other, dist, np.inf).min(axis=1)
+        done = (dist[:, -1] > nearest) | (k >= n_sites)
+        rows = np.flatnonzero(done)
+        candidate = other[rows] & (dist[rows] == nearest[rows, None])
+        w = candidate if weights is None else np.where(candidate, weights[idx[rows]], 0)
+        cumulative = np.cumsum(w, axis=1, dtype=np.int64)
+        draw = _draw_below(u[pending[rows]], cumulative[:, -1])
+        column = (cumulative <= draw[:, None]).sum(axis=1)
+        site[pending[rows]] = idx[rows, column]
+        if weights is not None:
+            before = cumulative[np.arange(rows.shape[0]), column] - w[np.arange(rows.shape[0]), column]
+            offset[pending[rows]] = draw - before
+        pending = pending[~done]
+        if pending.shape[0] == 0:
+            return site, offset
+        k = min(4 * k, n_sites)
+        dist, idx = tree.query(sites[queries[pending]], k=k, workers=workers)
+
+
+def nearest_neighbors_kdtree(points, u, workers=-1):
+    """Nearest neighbours of points in two or more dimensions with a k-d tree.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n, d)
+    u : ndarray of shape (n,)
+        One uniform [0, 1) draw per point.
+    workers : int
+        Threads for the queries (SciPy's meaning; -1 is all cores).
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+    """
+    from scipy.spatial import cKDTree
+
+    n = points.shape[0]
+    tree = cKDTree(points)
+    dist, idx = tree.query(points, k=min(_FIRST_QUERY_K, n), workers=workers)
+    if not (dist[:, 1] == 0).any():
+        site, _ = _nearest_sites(tree, points, np.arange(n), dist, idx, None, u, workers)
+        return site
+
+    # Duplicate rows: fold them into distinct sites with multiplicities.
+    sites, inverse, counts = np.unique(points, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    members = np.argsort(inverse, kind="stable")
+    first_member = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank_in_site = np.empty(n, dtype=np.int64)
+    rank_in_site[members] = np.arange(n) - first_member[inverse[members]]
+
+    neighbors = np.empty(n, dtype=np.int64)
+    shared = counts[inverse] > 1
+    own = inverse[shared]
+    pick = _draw_below(u[shared], counts[own] - 1)
+    pick += pick >= rank_in_site[shared]
+    neighbors[shared] = members[first_member[own] + pick]
+
+    lone_sites = np.flatnonzero(counts == 1)
+    if lone_sites.shape[0]:
+        lone_points = members[first_member[lone_sites]]
+        site_tree = cKDTree(sites)
+        dist, idx = site_tree.query(
+            sites[lone_sites], k=min(_FIRST_QUERY_K, sites.shape[0]), workers=workers
+        )
+        site, offset = _nearest_sites(
+            site_tree, sites, lone_sites, dist, idx, counts, u[lone_points], workers
+        )
+        neighbors[lone_points] = members[first_member[site] + offset]
+    return neighbors
