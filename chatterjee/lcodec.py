@@ -39,7 +39,7 @@ def decisive_gaps(block):
     return gaps
 
 
-def _noise_scales(block, noise_scale):
+def noise_scales(block, noise_scale):
     """Standard deviation of the noise for each column of ``block``."""
     gaps = decisive_gaps(block)
     if np.isnan(gaps).all():
@@ -136,10 +136,10 @@ def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=Fals
         return CodecResult(np.nan, np.nan, n_samples=n)
     rng = check_random_state(random_state)
     block = z if x is None else np.hstack((x, z))
-    block_scales = _noise_scales(block, noise_scale)
-    y_scale = _noise_scales(y[:, None], noise_scale)[0]
+    block_scales = noise_scales(block, noise_scale)
+    y_scale = noise_scales(y[:, None], noise_scale)[0]
     ranks = max_ranks(y)
-    if ranks[1][0] == n:  # constant y: jitter would invent an order that is not there
+    if ranks[0][0] == n and ranks[1][0] == n:  # constant y: jitter would invent an order
         return CodecResult(ratio_or_nan(0.0, 0.0, x is not None), n_samples=n)
 
     p = 0 if x is None else x.shape[1]

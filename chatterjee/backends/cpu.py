@@ -19,6 +19,14 @@ for every seed and the random stream never depends on the path taken.
 import numpy as np
 
 _FIRST_QUERY_K = 3
+_MIN_ROWS_PER_THREAD = 4096
+
+
+def _query(tree, points, k, workers):
+    """``tree.query`` that stays on one thread for small batches (threads cost more)."""
+    if points.shape[0] < _MIN_ROWS_PER_THREAD:
+        workers = 1
+    return tree.query(points, k=k, workers=workers)
 
 
 def _draw_below(u, counts):
@@ -118,7 +126,7 @@ def _nearest_sites(tree, sites, queries, dist, idx, weights, u, workers):
         if pending.shape[0] == 0:
             return site, offset
         k = min(4 * k, n_sites)
-        dist, idx = tree.query(sites[queries[pending]], k=k, workers=workers)
+        dist, idx = _query(tree, sites[queries[pending]], k, workers)
 
 
 def nearest_neighbors_kdtree(points, u, workers=-1):
@@ -140,7 +148,7 @@ def nearest_neighbors_kdtree(points, u, workers=-1):
 
     n = points.shape[0]
     tree = cKDTree(points)
-    dist, idx = tree.query(points, k=min(_FIRST_QUERY_K, n), workers=workers)
+    dist, idx = _query(tree, points, min(_FIRST_QUERY_K, n), workers)
     if not (dist[:, 1] == 0).any():
         site, _ = _nearest_sites(tree, points, np.arange(n), dist, idx, None, u, workers)
         return site
@@ -164,11 +172,95 @@ def nearest_neighbors_kdtree(points, u, workers=-1):
     if lone_sites.shape[0]:
         lone_points = members[first_member[lone_sites]]
         site_tree = cKDTree(sites)
-        dist, idx = site_tree.query(
-            sites[lone_sites], k=min(_FIRST_QUERY_K, sites.shape[0]), workers=workers
+        dist, idx = _query(
+            site_tree, sites[lone_sites], min(_FIRST_QUERY_K, sites.shape[0]), workers
         )
         site, offset = _nearest_sites(
             site_tree, sites, lone_sites, dist, idx, counts, u[lone_points], workers
         )
         neighbors[lone_points] = members[first_member[site] + offset]
     return neighbors
+
+
+class SharedBaseSearch:
+    """Exact nearest neighbours in ``(base, column)`` for many candidate columns.
+
+    Forward selection asks, at every step, for the neighbour graph of the selected
+    block X_S joined with each remaining column. The base block's ``k`` nearest
+    neighbours are found once; a candidate column then only needs the joint
+    distances to those ``k`` points. The answer is exact wherever the nearest joint
+    distance is strictly below the base distance of the ``k``-th listed point (no
+    unlisted point can be closer); the remaining rows are searched exactly with a
+    k-d tree on the joint space. A base with duplicate rows is searched the plain way.
+
+    Parameters
+    ----------
+    base : ndarray of shape (n, d)
+        The shared block (finite float64).
+    workers : int, default=-1
+        Threads for the k-d tree queries.
+    """
+
+    def __init__(self, base, workers=-1):
+        from scipy.spatial import cKDTree
+
+        n, d = base.shape
+        self.base = base
+        self.workers = workers
+        k = min(n - 1, {1: 96, 2: 48}.get(d, 32))
+        dist, idx = _query(cKDTree(base), base, k + 1, workers)
+        self.has_duplicates = bool((dist[:, 1] == 0).any())
+        if self.has_duplicates:
+            return
+        # Column 0 is the point itself (distinct rows, so it is the only one at 0).
+        self.listed = idx[:, 1:]
+        self.base_d2 = np.zeros(self.listed.shape)
+        for c in range(d):
+            delta = base[self.listed, c] - base[:, c, None]
+            self.base_d2 += delta * delta
+        # Points not listed are at least this far in the base space; the margin
+        # covers the rounding difference between the tree's distances and ours.
+        self.bound = self.base_d2.max(axis=1) * (1 - 1e-12) if k < n - 1 \
+            else np.full(n, np.inf)
+
+    def neighbors(self, column, u):
+        """Nearest neighbour of every point in the space ``(base, column)``.
+
+        Parameters
+        ----------
+        column : ndarray of shape (n,)
+        u : ndarray of shape (n,)
+            One uniform [0, 1) draw per point for tie-breaking.
+
+        Returns
+        -------
+        ndarray of shape (n,), int64
+        """
+        if self.has_duplicates:
+            return nearest_neighbors_kdtree(
+                np.column_stack((self.base, column)), u, workers=self.workers
+            )
+        delta = column[self.listed] - column[:, None]
+        d2 = self.base_d2 + delta * delta
+        rows = np.arange(column.shape[0])
+        first = d2.argmin(axis=1)
+        nearest = d2[rows, first]
+        neighbors = self.listed[rows, first]
+        tied = np.flatnonzero((d2 == nearest[:, None]).sum(axis=1) > 1)
+        if tied.shape[0]:
+            cumulative = np.cumsum(d2[tied] == nearest[tied, None], axis=1)
+            draw = _draw_below(u[tied], cumulative[:, -1])
+            neighbors[tied] = self.listed[tied, (cumulative <= draw[:, None]).sum(axis=1)]
+
+        unsure = np.flatnonzero(nearest >= self.bound)
+        if unsure.shape[0]:
+            from scipy.spatial import cKDTree
+
+            joint = np.column_stack((self.base, column))
+            tree = cKDTree(joint)
+            k = min(_FIRST_QUERY_K, joint.shape[0])
+            dist, idx = _query(tree, joint[unsure], k, self.workers)
+            neighbors[unsure], _ = _nearest_sites(
+                tree, joint, unsure, dist, idx, None, u[unsure], self.workers
+            )
+        return neighbors
