@@ -1,7 +1,7 @@
 """chatterjee: rank-based conditional dependence.
 
 Chatterjee's xi, Azadkia and Chatterjee's CODEC T(Y, Z | X) and its randomized
-variant L-CODEC. Public names are loaded on first use, so ``import chatterjee`` is
+variant L-CODEC, FOCI and L-FOCI forward selection, and scikit-learn selectors. Public names are loaded on first use, so ``import chatterjee`` is
 cheap and imports neither SciPy's heavy modules nor torch or cupy.
 """
 
@@ -13,6 +13,11 @@ _PUBLIC = {
     "xi": "chatterjee.xi",
     "codec": "chatterjee.codec",
     "lcodec": "chatterjee.lcodec",
+    "foci": "chatterjee.foci",
+    "lfoci": "chatterjee.foci",
+    "FociResult": "chatterjee.foci",
+    "FOCISelector": "chatterjee.selectors",
+    "LFOCISelector": "chatterjee.selectors",
     "XiResult": "chatterjee._results",
     "CodecResult": "chatterjee._results",
     "ConstantInputWarning": "chatterjee._validation",

@@ -162,10 +162,10 @@ def check_samples(arrays, *, nan_policy="propagate", min_samples=MIN_SAMPLES):
     return checked, has_nan
 
 
-def warn_constant(what):
-    """Warn that a coefficient is undefined and NaN is returned."""
+def warn_constant(what, consequence="the coefficient is undefined and NaN is returned"):
+    """Warn that the response does not vary, saying what is returned instead."""
     warnings.warn(
-        f"{what}; the coefficient is undefined and NaN is returned.",
+        f"{what}; {consequence}.",
         ConstantInputWarning,
         stacklevel=3,
     )

@@ -108,7 +108,7 @@ def _select(X, y, *, max_features, stop, standardize, random_state, n_jobs, verb
     empty = FociResult(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0),
                        None if names is None else names[:0], n)
     if L[0] == n:
-        warn_constant("`y` is constant")
+        warn_constant("`y` is constant", "no feature can add dependence, none is selected")
         return empty
 
     constant = np.flatnonzero(np.ptp(X, axis=0) == 0)

@@ -111,7 +111,7 @@ def xi(x, y, *, y_continuous=False, method="asymptotic", nan_policy="propagate",
         return XiResult(np.nan, np.nan, n_samples=n)
     rng = check_random_state(random_state)
     R, L = max_ranks(y)
-    if L[0] == n:  # every y equal
+    if R[0] == n and L[0] == n:  # y[0] is the minimum and the maximum: all equal
         warn_constant("`y` is constant")
         return XiResult(np.nan, np.nan, n_samples=n)
 

@@ -20,6 +20,7 @@ import numpy as np
 
 _FIRST_QUERY_K = 3
 _MIN_ROWS_PER_THREAD = 4096
+_CHUNK_ELEMENTS = 16384
 
 
 def _query(tree, points, k, workers):
@@ -240,17 +241,28 @@ class SharedBaseSearch:
             return nearest_neighbors_kdtree(
                 np.column_stack((self.base, column)), u, workers=self.workers
             )
-        delta = column[self.listed] - column[:, None]
-        d2 = self.base_d2 + delta * delta
-        rows = np.arange(column.shape[0])
-        first = d2.argmin(axis=1)
-        nearest = d2[rows, first]
-        neighbors = self.listed[rows, first]
-        tied = np.flatnonzero((d2 == nearest[:, None]).sum(axis=1) > 1)
-        if tied.shape[0]:
-            cumulative = np.cumsum(d2[tied] == nearest[tied, None], axis=1)
-            draw = _draw_below(u[tied], cumulative[:, -1])
-            neighbors[tied] = self.listed[tied, (cumulative <= draw[:, None]).sum(axis=1)]
+        n = column.shape[0]
+        neighbors = np.empty(n, dtype=np.int64)
+        nearest = np.empty(n)
+        rows_per_chunk = max(1, _CHUNK_ELEMENTS // self.listed.shape[1])
+        for lo in range(0, n, rows_per_chunk):
+            hi = min(lo + rows_per_chunk, n)
+            listed = self.listed[lo:hi]
+            d2 = column[listed]
+            d2 -= column[lo:hi, None]
+            d2 *= d2
+            d2 += self.base_d2[lo:hi]
+            first = d2.argmin(axis=1)[:, None]
+            chunk_nearest = np.take_along_axis(d2, first, axis=1)
+            neighbors[lo:hi] = np.take_along_axis(listed, first, axis=1)[:, 0]
+            nearest[lo:hi] = chunk_nearest[:, 0]
+            tied = d2 == chunk_nearest
+            multiple = np.flatnonzero(np.count_nonzero(tied, axis=1) > 1)
+            if multiple.shape[0]:
+                cumulative = np.cumsum(tied[multiple], axis=1)
+                draw = _draw_below(u[lo + multiple], cumulative[:, -1])
+                picked = (cumulative <= draw[:, None]).sum(axis=1)
+                neighbors[lo + multiple] = listed[multiple, picked]
 
         unsure = np.flatnonzero(nearest >= self.bound)
         if unsure.shape[0]:

@@ -1,0 +1,210 @@
+"""scikit-learn feature selectors built on FOCI and L-FOCI."""
+
+from abc import abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.feature_selection import SelectorMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .foci import foci, lfoci
+
+__all__ = ["FOCISelector", "LFOCISelector"]
+
+
+class _BaseFOCISelector(SelectorMixin, BaseEstimator):
+    _parameter_constraints: dict = {
+        "max_features": [Interval(Integral, 1, None, closed="left"), None],
+        "stop": ["boolean"],
+        "standardize": [StrOptions({"scale", "bounded"}), None],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    @abstractmethod
+    def _select(self, X, y):
+        """Run the selection on validated arrays and return a FociResult."""
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Select features of X by forward selection on their dependence with y.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Training features (n_samples >= 3).
+        y : array_like of shape (n_samples,)
+            Numeric response.
+
+        Returns
+        -------
+        self : object
+            The fitted selector.
+        """
+        X, y = validate_data(self, X, y, y_numeric=True, ensure_min_samples=3,
+                             dtype=np.float64)
+        if self.max_features is not None and self.max_features > X.shape[1]:
+            raise ValueError(
+                f"max_features={self.max_features} exceeds the number of features "
+                f"({X.shape[1]})."
+            )
+        result = self._select(X, y)
+        self.selected_features_ = result.selected
+        self.scores_ = result.scores
+        self.gains_ = result.gains
+        self.support_ = np.zeros(X.shape[1], dtype=bool)
+        self.support_[result.selected] = True
+        return self
+
+    def _get_support_mask(self):
+        check_is_fitted(self)
+        return self.support_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+
+_ATTRIBUTES = """
+    Attributes
+    ----------
+    support_ : ndarray of shape (n_features_in_,), dtype=bool
+        Mask of the selected features.
+    selected_features_ : ndarray of int
+        Indices of the selected features, in the order they were picked.
+    scores_ : ndarray of float
+        T_n(Y, X_S) after each pick (R FOCI's ``stepT``).
+    gains_ : ndarray of float
+        T_n(Y, X_j | X_S) of each pick given the earlier picks.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when X had string column names.
+"""
+
+
+class FOCISelector(_BaseFOCISelector):
+    __doc__ = """Select features with FOCI (Azadkia and Chatterjee's forward selection).
+
+    Greedily adds the feature that most increases the dependence T_n(Y, X_S) and
+    stops when no feature adds any. Model-free: it finds the features y depends
+    on, whatever the form of the dependence.
+
+    Parameters
+    ----------
+    max_features : int, default=None
+        Most features to select (None: no cap).
+    stop : bool, default=True
+        Stop when the best candidate adds no dependence; False ranks features until
+        ``max_features``.
+    standardize : {'scale', 'bounded'} or None, default='scale'
+        Column scaling before the neighbour searches (as R FOCI).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the tie-breaking among equally near neighbours.
+    n_jobs : int, default=None
+        Parallel jobs over the candidates of a step (joblib). None means 1 unless
+        in a :obj:`joblib.parallel_config` context; -1 means all processors.
+    verbose : int, default=0
+        Progress lines when positive.
+    """ + _ATTRIBUTES + """
+    See Also
+    --------
+    chatterjee.foci : the function behind this selector.
+    LFOCISelector : the randomized variant, for heavily tied features.
+    sklearn.feature_selection.SequentialFeatureSelector : model-based forward selection.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from chatterjee import FOCISelector
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 5))
+    >>> y = np.cos(X[:, 0]) + X[:, 3] ** 2
+    >>> selector = FOCISelector(random_state=0).fit(X, y)
+    >>> selector.get_support()
+    array([ True, False, False,  True, False])
+    >>> selector.transform(X).shape
+    (500, 2)
+    """
+
+    def __init__(self, *, max_features=None, stop=True, standardize="scale",
+                 random_state=None, n_jobs=None, verbose=0):
+        self.max_features = max_features
+        self.stop = stop
+        self.standardize = standardize
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _select(self, X, y):
+        return foci(X, y, max_features=self.max_features, stop=self.stop,
+                    standardize=self.standardize, random_state=self.random_state,
+                    n_jobs=self.n_jobs, verbose=self.verbose)
+
+
+class LFOCISelector(_BaseFOCISelector):
+    __doc__ = """Select features with L-FOCI: FOCI on tie-broken features.
+
+    For features with many ties (counts, categories, binarized attributes): tiny
+    Gaussian noise breaks the ties once, then FOCI runs (see :func:`chatterjee.lfoci`).
+
+    Parameters
+    ----------
+    max_features : int, default=None
+        Most features to select (None: no cap).
+    stop : bool, default=True
+        Stop when the best candidate adds no dependence; False ranks features until
+        ``max_features``.
+    standardize : {'scale', 'bounded'} or None, default='scale'
+        Column scaling before the neighbour searches (as R FOCI).
+    noise_scale : float, default=1e-4
+        Noise standard deviation per column, as a fraction of its smallest decisive
+        difference; in (0, 0.1].
+    random_state : int, RandomState instance or None, default=None
+        Seeds the noise.
+    n_jobs : int, default=None
+        Parallel jobs over the candidates of a step (joblib). None means 1 unless
+        in a :obj:`joblib.parallel_config` context; -1 means all processors.
+    verbose : int, default=0
+        Progress lines when positive.
+    """ + _ATTRIBUTES + """
+    See Also
+    --------
+    chatterjee.lfoci : the function behind this selector.
+    FOCISelector : the exact variant.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from chatterjee import LFOCISelector
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 4, size=(1000, 6))
+    >>> y = X[:, 1] + 3 * X[:, 4] + rng.integers(0, 2, size=1000)
+    >>> LFOCISelector(random_state=0).fit(X, y).selected_features_
+    array([4, 1])
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseFOCISelector._parameter_constraints,
+        "noise_scale": [Interval(Real, 0, 0.1, closed="right")],
+    }
+
+    def __init__(self, *, max_features=None, stop=True, standardize="scale",
+                 noise_scale=1e-4, random_state=None, n_jobs=None, verbose=0):
+        self.max_features = max_features
+        self.stop = stop
+        self.standardize = standardize
+        self.noise_scale = noise_scale
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _select(self, X, y):
+        return lfoci(X, y, max_features=self.max_features, stop=self.stop,
+                     standardize=self.standardize, noise_scale=self.noise_scale,
+                     random_state=self.random_state, n_jobs=self.n_jobs,
+                     verbose=self.verbose)
