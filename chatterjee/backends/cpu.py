@@ -20,7 +20,10 @@ import numpy as np
 
 _FIRST_QUERY_K = 3
 _MIN_ROWS_PER_THREAD = 4096
-_CHUNK_ELEMENTS = 16384
+# Neighbour lists of SharedBaseSearch: length bounds and a budget of entries in all.
+_MIN_LISTED, _MAX_LISTED, _LISTED_BUDGET = 16, 64, 1 << 23
+# Unsure rows are searched exhaustively while rows * n stays below this.
+_EXHAUSTIVE_PAIRS = 1 << 22
 
 
 def _query(tree, points, k, workers):
@@ -187,12 +190,21 @@ class SharedBaseSearch:
     """Exact nearest neighbours in ``(base, column)`` for many candidate columns.
 
     Forward selection asks, at every step, for the neighbour graph of the selected
-    block X_S joined with each remaining column. The base block's ``k`` nearest
-    neighbours are found once; a candidate column then only needs the joint
-    distances to those ``k`` points. The answer is exact wherever the nearest joint
-    distance is strictly below the base distance of the ``k``-th listed point (no
-    unlisted point can be closer); the remaining rows are searched exactly with a
-    k-d tree on the joint space. A base with duplicate rows is searched the plain way.
+    block X_S joined with each remaining column; the base block's structure is
+    prepared once per step and shared by all candidates, in compiled kernels:
+
+    * a one-dimensional base is sorted; each point walks outwards through the
+      sorted base values, nearest gap first, until the gap alone exceeds its best
+      joint distance (exact, duplicates included);
+    * a base of two or more dimensions gets each point's nearest base neighbours
+      listed once, in increasing distance; a candidate scans a list only until the
+      base distance exceeds the best joint distance. A row is certified when that
+      distance is below the base distance of every unlisted point; the few other
+      rows are searched exhaustively (a k-d tree on the joint space takes over when
+      they are too many).
+
+    Distances are summed column by column in the same order everywhere, so equal
+    distances are recognised as equal and ties are broken uniformly at random.
 
     Parameters
     ----------
@@ -203,26 +215,32 @@ class SharedBaseSearch:
     """
 
     def __init__(self, base, workers=-1):
+        n, d = base.shape
+        self.base = np.ascontiguousarray(base)
+        self.workers = workers
+        if d == 1:
+            self.order = np.argsort(self.base[:, 0], kind="stable")
+            self.sorted_base = np.ascontiguousarray(self.base[self.order, 0])
+            self.position = np.empty(n, dtype=np.int64)
+            self.position[self.order] = np.arange(n)
+            return
         from scipy.spatial import cKDTree
 
-        n, d = base.shape
-        self.base = base
-        self.workers = workers
-        k = min(n - 1, {1: 96, 2: 48}.get(d, 32))
-        dist, idx = _query(cKDTree(base), base, k + 1, workers)
-        self.has_duplicates = bool((dist[:, 1] == 0).any())
-        if self.has_duplicates:
-            return
-        # Column 0 is the point itself (distinct rows, so it is the only one at 0).
-        self.listed = idx[:, 1:]
+        k = min(n - 1, max(_MIN_LISTED, min(_MAX_LISTED, _LISTED_BUDGET // n)))
+        _, idx = _query(cKDTree(self.base), self.base, k + 1, workers)
+        # Drop each point itself; where k + 1 duplicates hid it, drop the farthest.
+        keep = idx != np.arange(n)[:, None]
+        keep[keep.all(axis=1), -1] = False
+        self.listed = np.ascontiguousarray(idx[keep].reshape(n, k), dtype=np.int64)
         self.base_d2 = np.zeros(self.listed.shape)
         for c in range(d):
-            delta = base[self.listed, c] - base[:, c, None]
+            delta = self.base[self.listed, c] - self.base[:, c, None]
             self.base_d2 += delta * delta
-        # Points not listed are at least this far in the base space; the margin
-        # covers the rounding difference between the tree's distances and ours.
-        self.bound = self.base_d2.max(axis=1) * (1 - 1e-12) if k < n - 1 \
-            else np.full(n, np.inf)
+        # Unlisted points are at least this far in the base space; the margin covers
+        # the rounding difference between the tree's distances and these sums.
+        self.bound = (
+            self.base_d2.max(axis=1) * (1 - 1e-12) if k < n - 1 else np.full(n, np.inf)
+        )
 
     def neighbors(self, column, u):
         """Nearest neighbour of every point in the space ``(base, column)``.
@@ -237,42 +255,21 @@ class SharedBaseSearch:
         -------
         ndarray of shape (n,), int64
         """
-        if self.has_duplicates:
+        from ._joint import nearest_exhaustive, nearest_listed, nearest_sorted_base
+
+        n = column.shape[0]
+        column = np.ascontiguousarray(column, dtype=np.float64)
+        neighbors = np.empty(n, dtype=np.int64)
+        if self.base.shape[1] == 1:
+            nearest_sorted_base(self.sorted_base, self.order, self.position, column, u,
+                                neighbors)
+            return neighbors
+        unsure = np.zeros(n, dtype=np.int8)
+        nearest_listed(column, self.listed, self.base_d2, self.bound, u, neighbors, unsure)
+        rows = np.flatnonzero(unsure)
+        if rows.shape[0] * n > _EXHAUSTIVE_PAIRS:
             return nearest_neighbors_kdtree(
                 np.column_stack((self.base, column)), u, workers=self.workers
             )
-        n = column.shape[0]
-        neighbors = np.empty(n, dtype=np.int64)
-        nearest = np.empty(n)
-        rows_per_chunk = max(1, _CHUNK_ELEMENTS // self.listed.shape[1])
-        for lo in range(0, n, rows_per_chunk):
-            hi = min(lo + rows_per_chunk, n)
-            listed = self.listed[lo:hi]
-            d2 = column[listed]
-            d2 -= column[lo:hi, None]
-            d2 *= d2
-            d2 += self.base_d2[lo:hi]
-            first = d2.argmin(axis=1)[:, None]
-            chunk_nearest = np.take_along_axis(d2, first, axis=1)
-            neighbors[lo:hi] = np.take_along_axis(listed, first, axis=1)[:, 0]
-            nearest[lo:hi] = chunk_nearest[:, 0]
-            tied = d2 == chunk_nearest
-            multiple = np.flatnonzero(np.count_nonzero(tied, axis=1) > 1)
-            if multiple.shape[0]:
-                cumulative = np.cumsum(tied[multiple], axis=1)
-                draw = _draw_below(u[lo + multiple], cumulative[:, -1])
-                picked = (cumulative <= draw[:, None]).sum(axis=1)
-                neighbors[lo + multiple] = listed[multiple, picked]
-
-        unsure = np.flatnonzero(nearest >= self.bound)
-        if unsure.shape[0]:
-            from scipy.spatial import cKDTree
-
-            joint = np.column_stack((self.base, column))
-            tree = cKDTree(joint)
-            k = min(_FIRST_QUERY_K, joint.shape[0])
-            dist, idx = _query(tree, joint[unsure], k, self.workers)
-            neighbors[unsure], _ = _nearest_sites(
-                tree, joint, unsure, dist, idx, None, u[unsure], self.workers
-            )
+        nearest_exhaustive(self.base, column, rows, u, neighbors)
         return neighbors

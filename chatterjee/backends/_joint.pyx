@@ -1,0 +1,162 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled kernels of :class:`chatterjee.backends.cpu.SharedBaseSearch`.
+
+Distances are squared Euclidean, summed column by column in the same order in both
+kernels (base columns first, then the candidate column), so equal distances are
+recognised as equal whichever kernel measured them.
+"""
+
+from libc.math cimport floor, INFINITY
+from libc.stdint cimport int64_t
+
+# Relative slack between the k-d tree's ordering of distances and our sums.
+cdef double SLACK = 1e-12
+
+
+cdef inline int64_t _draw(double u, int64_t count) noexcept nogil:
+    cdef int64_t r = <int64_t> floor(u * count)
+    return r if r < count else count - 1
+
+
+def nearest_listed(const double[::1] column, const int64_t[:, ::1] listed,
+                   const double[:, ::1] base_d2, const double[::1] bound,
+                   const double[::1] u, int64_t[::1] out, char[::1] unsure):
+    """Nearest joint neighbour among each row's listed base neighbours.
+
+    ``listed[i]`` holds base neighbours of i in increasing base distance, whose
+    squared base distances are ``base_d2[i]``. Rows whose nearest joint distance is
+    not certified below ``bound[i]`` (the base distance of the unlisted points) are
+    flagged in ``unsure`` and left for an exhaustive search.
+    """
+    cdef Py_ssize_t n = listed.shape[0], k = listed.shape[1], i, j, stop
+    cdef double best, d, d2, c
+    cdef int64_t count, r
+    with nogil:
+        for i in range(n):
+            c = column[i]
+            best = INFINITY
+            count = 0
+            stop = k
+            for j in range(k):
+                if base_d2[i, j] * (1 - SLACK) > best:
+                    stop = j
+                    break
+                d = column[listed[i, j]] - c
+                d2 = base_d2[i, j] + d * d
+                if d2 < best:
+                    best = d2
+                    count = 1
+                    out[i] = listed[i, j]
+                elif d2 == best:
+                    count += 1
+            unsure[i] = stop == k and not best < bound[i]
+            if count > 1 and not unsure[i]:
+                r = _draw(u[i], count)
+                for j in range(stop):
+                    d = column[listed[i, j]] - c
+                    if base_d2[i, j] + d * d == best:
+                        if r == 0:
+                            out[i] = listed[i, j]
+                            break
+                        r -= 1
+
+
+def nearest_exhaustive(const double[:, ::1] base, const double[::1] column,
+                       const int64_t[::1] rows, const double[::1] u, int64_t[::1] out):
+    """Nearest joint neighbour of the given rows among all points, by brute force."""
+    cdef Py_ssize_t n = base.shape[0], p = base.shape[1], a, i, j, col
+    cdef double best, d, d2
+    cdef int64_t count, r
+    with nogil:
+        for a in range(rows.shape[0]):
+            i = rows[a]
+            best = INFINITY
+            count = 0
+            for j in range(n):
+                if j == i:
+                    continue
+                d2 = 0.0
+                for col in range(p):
+                    d = base[j, col] - base[i, col]
+                    d2 = d2 + d * d
+                d = column[j] - column[i]
+                d2 = d2 + d * d
+                if d2 < best:
+                    best = d2
+                    count = 1
+                    out[i] = j
+                elif d2 == best:
+                    count += 1
+            if count > 1:
+                r = _draw(u[i], count)
+                for j in range(n):
+                    if j == i:
+                        continue
+                    d2 = 0.0
+                    for col in range(p):
+                        d = base[j, col] - base[i, col]
+                        d2 = d2 + d * d
+                    d = column[j] - column[i]
+                    if d2 + d * d == best:
+                        if r == 0:
+                            out[i] = j
+                            break
+                        r -= 1
+
+
+def nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
+                        const int64_t[::1] position, const double[::1] column,
+                        const double[::1] u, int64_t[::1] out):
+    """Nearest joint neighbour when the base is one-dimensional.
+
+    Walks outwards from each point through the base values in sorted order, always
+    taking the side with the smaller base gap, and stops once the squared gap alone
+    exceeds the best joint distance: exact, duplicates included, and no list.
+    """
+    cdef Py_ssize_t n = sorted_base.shape[0], i, lo, hi, j
+    cdef double best, b, c, gap_lo, gap_hi, g2, d, d2
+    cdef int64_t count, r, seen
+    cdef int second_pass
+    with nogil:
+        for i in range(n):
+            b = sorted_base[position[i]]
+            c = column[i]
+            best = INFINITY
+            count = 0
+            r = -1
+            for second_pass in range(2):
+                lo = position[i] - 1
+                hi = position[i] + 1
+                seen = 0
+                while True:
+                    gap_lo = b - sorted_base[lo] if lo >= 0 else INFINITY
+                    gap_hi = sorted_base[hi] - b if hi < n else INFINITY
+                    if gap_lo <= gap_hi:
+                        if lo < 0:
+                            break
+                        g2 = gap_lo * gap_lo
+                        j = order[lo]
+                        lo -= 1
+                    else:
+                        g2 = gap_hi * gap_hi
+                        j = order[hi]
+                        hi += 1
+                    if g2 > best:
+                        break
+                    d = column[j] - c
+                    d2 = g2 + d * d
+                    if second_pass:
+                        if d2 == best:
+                            if seen == r:
+                                out[i] = j
+                                break
+                            seen += 1
+                    elif d2 < best:
+                        best = d2
+                        count = 1
+                        out[i] = j
+                    elif d2 == best:
+                        count += 1
+                if count < 2:
+                    break
+                r = _draw(u[i], count)
