@@ -1,34 +1,47 @@
 """chatterjee: rank-based conditional dependence.
 
 Chatterjee's xi, Azadkia and Chatterjee's CODEC T(Y, Z | X) and its randomized
-variant L-CODEC, FOCI and L-FOCI forward selection, and scikit-learn selectors. Public names are loaded on first use, so ``import chatterjee`` is
-cheap and imports neither SciPy's heavy modules nor torch or cupy.
+variant L-CODEC, FOCI and L-FOCI forward selection, and scikit-learn selectors.
+Importing the package loads NumPy only: SciPy's and scikit-learn's heavy modules are
+loaded on first use, torch and cupy never unless asked for.
 """
 
 import importlib
 
+# The functions share their modules' names: import them here, eagerly (they only
+# need NumPy), so that ``chatterjee.codec`` is always the function, never the module.
+from ._results import CodecResult, XiResult
+from ._validation import ConstantInputWarning
+from .codec import codec
+from .foci import FociResult, foci, lfoci
+from .lcodec import lcodec
+from .xi import xi
+
 __version__ = "0.1.0"
 
-_PUBLIC = {
-    "xi": "chatterjee.xi",
-    "codec": "chatterjee.codec",
-    "lcodec": "chatterjee.lcodec",
-    "foci": "chatterjee.foci",
-    "lfoci": "chatterjee.foci",
-    "FociResult": "chatterjee.foci",
+_LAZY = {
     "FOCISelector": "chatterjee.selectors",
     "LFOCISelector": "chatterjee.selectors",
-    "XiResult": "chatterjee._results",
-    "CodecResult": "chatterjee._results",
-    "ConstantInputWarning": "chatterjee._validation",
 }
 
-__all__ = sorted(_PUBLIC)
+__all__ = [
+    "CodecResult",
+    "ConstantInputWarning",
+    "FOCISelector",
+    "FociResult",
+    "LFOCISelector",
+    "XiResult",
+    "codec",
+    "foci",
+    "lcodec",
+    "lfoci",
+    "xi",
+]
 
 
 def __getattr__(name):
-    if name in _PUBLIC:
-        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'chatterjee' has no attribute {name!r}")

@@ -10,7 +10,7 @@ import numpy as np
 def _demo(args):
     from sklearn.datasets import load_diabetes
 
-    from . import codec, lcodec, xi
+    from . import codec, foci, lcodec, xi
 
     data = load_diabetes()
     X, y, names = data.data, data.target, data.feature_names
@@ -37,6 +37,14 @@ def _demo(args):
           f"   ({time.perf_counter() - start:.2f} s in all)")
     print("xi and T near 0: no dependence; near 1: y is a function of the feature(s).")
     print("T(y, x_j | rest) <= 0: x_j adds nothing once the other features are known.")
+
+    result = foci(X, y, random_state=args.seed)
+    print("\nFOCI forward selection (stops when no feature adds dependence):")
+    print(f"{'step':>4}  {'feature':>8}  {'T(y, selected)':>14}  {'gain T(y, x_j | before)':>23}")
+    for step, (j, score, gain) in enumerate(
+        zip(result.selected, result.scores, result.gains), start=1
+    ):
+        print(f"{step:>4}  {names[j]:>8}  {score:14.3f}  {gain:23.3f}")
     return 0
 
 
