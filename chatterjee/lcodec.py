@@ -123,7 +123,7 @@ def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=Fals
     >>> y = z + rng.integers(0, 3, size=500)
     >>> res = lcodec(y, z, n_repeats=50, random_state=0)
     >>> round(res.statistic, 2), res.statistics.shape
-    (0.53, (50,))
+    (0.55, (50,))
     """
     if not 0 < noise_scale <= 0.1:
         raise ValueError(f"`noise_scale` must be in (0, 0.1], got {noise_scale!r}.")
