@@ -106,14 +106,17 @@ def nearest_exhaustive(const double[:, ::1] base, const double[::1] column,
 
 def nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
                         const int64_t[::1] position, const double[::1] column,
-                        const double[::1] u, int64_t[::1] out):
+                        const double[::1] u, Py_ssize_t max_scan, int64_t[::1] out,
+                        char[::1] unsure):
     """Nearest joint neighbour when the base is one-dimensional.
 
     Walks outwards from each point through the base values in sorted order, always
     taking the side with the smaller base gap, and stops once the squared gap alone
-    exceeds the best joint distance: exact, duplicates included, and no list.
+    exceeds the best joint distance: exact, duplicates included. A row that needs
+    more than ``max_scan`` steps (a base crowded with near-duplicates) is flagged in
+    ``unsure`` and left for another search.
     """
-    cdef Py_ssize_t n = sorted_base.shape[0], i, lo, hi, j
+    cdef Py_ssize_t n = sorted_base.shape[0], i, lo, hi, j, scanned
     cdef double best, b, c, gap_lo, gap_hi, g2, d, d2
     cdef int64_t count, r, seen
     cdef int second_pass
@@ -124,10 +127,12 @@ def nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
             best = INFINITY
             count = 0
             r = -1
+            unsure[i] = 0
             for second_pass in range(2):
                 lo = position[i] - 1
                 hi = position[i] + 1
                 seen = 0
+                scanned = 0
                 while True:
                     gap_lo = b - sorted_base[lo] if lo >= 0 else INFINITY
                     gap_hi = sorted_base[hi] - b if hi < n else INFINITY
@@ -143,6 +148,10 @@ def nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
                         hi += 1
                     if g2 > best:
                         break
+                    if scanned == max_scan:
+                        unsure[i] = 1
+                        break
+                    scanned += 1
                     d = column[j] - c
                     d2 = g2 + d * d
                     if second_pass:
@@ -157,6 +166,6 @@ def nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
                         out[i] = j
                     elif d2 == best:
                         count += 1
-                if count < 2:
+                if count < 2 or unsure[i]:
                     break
                 r = _draw(u[i], count)

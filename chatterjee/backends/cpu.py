@@ -24,6 +24,8 @@ _MIN_ROWS_PER_THREAD = 4096
 _MIN_LISTED, _MAX_LISTED, _LISTED_BUDGET = 16, 64, 1 << 23
 # Unsure rows are searched exhaustively while rows * n stays below this.
 _EXHAUSTIVE_PAIRS = 1 << 22
+# A shared base with more duplicated rows than this is searched with the k-d tree.
+_CROWDED = 0.25
 
 
 def _query(tree, points, k, workers):
@@ -133,6 +135,17 @@ def _nearest_sites(tree, sites, queries, dist, idx, weights, u, workers):
         dist, idx = _query(tree, sites[queries[pending]], k, workers)
 
 
+def _may_have_duplicates(points):
+    """False only if no two rows are equal: checked on one projection, by sorting.
+
+    Equal rows have equal projections, so distinct projections rule duplicates out;
+    equal projections send the caller to the exact (slower) duplicate handling.
+    """
+    weights = 1.0 + 0.6180339887498949 * np.arange(points.shape[1])
+    projection = np.sort(points @ weights)
+    return bool((projection[1:] == projection[:-1]).any())
+
+
 def nearest_neighbors_kdtree(points, u, workers=-1):
     """Nearest neighbours of points in two or more dimensions with a k-d tree.
 
@@ -151,17 +164,24 @@ def nearest_neighbors_kdtree(points, u, workers=-1):
     from scipy.spatial import cKDTree
 
     n = points.shape[0]
-    tree = cKDTree(points)
-    dist, idx = _query(tree, points, min(_FIRST_QUERY_K, n), workers)
-    if not (dist[:, 1] == 0).any():
+    if not _may_have_duplicates(points):
+        tree = cKDTree(points)
+        dist, idx = _query(tree, points, min(_FIRST_QUERY_K, n), workers)
         site, _ = _nearest_sites(tree, points, np.arange(n), dist, idx, None, u, workers)
         return site
 
-    # Duplicate rows: fold them into distinct sites with multiplicities.
-    sites, inverse, counts = np.unique(points, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
-    members = np.argsort(inverse, kind="stable")
-    first_member = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    # Fold duplicate rows into distinct sites with multiplicities (a k-d tree
+    # crowded with duplicates is slow to query).
+    members = np.lexsort(points.T[::-1])  # equal rows become neighbours
+    ordered = points[members]
+    new_site = np.empty(n, dtype=bool)
+    new_site[0] = True
+    np.any(ordered[1:] != ordered[:-1], axis=1, out=new_site[1:])
+    first_member = np.flatnonzero(new_site)
+    sites = ordered[first_member]
+    counts = np.diff(np.append(first_member, n))
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[members] = np.cumsum(new_site) - 1
     rank_in_site = np.empty(n, dtype=np.int64)
     rank_in_site[members] = np.arange(n) - first_member[inverse[members]]
 
@@ -186,6 +206,16 @@ def nearest_neighbors_kdtree(points, u, workers=-1):
     return neighbors
 
 
+def _shared_row_fraction(points):
+    """Fraction of rows that equal another row."""
+    ordered = points[np.lexsort(points.T[::-1])]
+    equal_next = np.all(ordered[1:] == ordered[:-1], axis=1)
+    shared = np.zeros(points.shape[0], dtype=bool)
+    shared[1:] |= equal_next
+    shared[:-1] |= equal_next
+    return shared.mean()
+
+
 class SharedBaseSearch:
     """Exact nearest neighbours in ``(base, column)`` for many candidate columns.
 
@@ -195,13 +225,15 @@ class SharedBaseSearch:
 
     * a one-dimensional base is sorted; each point walks outwards through the
       sorted base values, nearest gap first, until the gap alone exceeds its best
-      joint distance (exact, duplicates included);
+      joint distance;
     * a base of two or more dimensions gets each point's nearest base neighbours
       listed once, in increasing distance; a candidate scans a list only until the
-      base distance exceeds the best joint distance. A row is certified when that
-      distance is below the base distance of every unlisted point; the few other
-      rows are searched exhaustively (a k-d tree on the joint space takes over when
-      they are too many).
+      base distance exceeds the best joint distance, and a row is certified when
+      that distance is below the base distance of every unlisted point.
+
+    Rows that neither can settle within a bounded number of steps (crowded or
+    duplicated base values) are searched exhaustively, or, when they are many, the
+    whole candidate goes to :func:`nearest_neighbors_kdtree`.
 
     Distances are summed column by column in the same order everywhere, so equal
     distances are recognised as equal and ties are broken uniformly at random.
@@ -218,6 +250,11 @@ class SharedBaseSearch:
         n, d = base.shape
         self.base = np.ascontiguousarray(base)
         self.workers = workers
+        # Mostly duplicated rows (discrete features) defeat both kernels; the
+        # k-d tree search folds duplicates into sites and handles them fast.
+        self.crowded = _shared_row_fraction(self.base) > _CROWDED
+        if self.crowded:
+            return
         if d == 1:
             self.order = np.argsort(self.base[:, 0], kind="stable")
             self.sorted_base = np.ascontiguousarray(self.base[self.order, 0])
@@ -258,14 +295,19 @@ class SharedBaseSearch:
         from ._joint import nearest_exhaustive, nearest_listed, nearest_sorted_base
 
         n = column.shape[0]
+        if self.crowded:
+            return nearest_neighbors_kdtree(
+                np.column_stack((self.base, column)), u, workers=self.workers
+            )
         column = np.ascontiguousarray(column, dtype=np.float64)
         neighbors = np.empty(n, dtype=np.int64)
+        unsure = np.zeros(n, dtype=np.int8)
         if self.base.shape[1] == 1:
             nearest_sorted_base(self.sorted_base, self.order, self.position, column, u,
-                                neighbors)
-            return neighbors
-        unsure = np.zeros(n, dtype=np.int8)
-        nearest_listed(column, self.listed, self.base_d2, self.bound, u, neighbors, unsure)
+                                _MAX_LISTED, neighbors, unsure)
+        else:
+            nearest_listed(column, self.listed, self.base_d2, self.bound, u, neighbors,
+                           unsure)
         rows = np.flatnonzero(unsure)
         if rows.shape[0] * n > _EXHAUSTIVE_PAIRS:
             return nearest_neighbors_kdtree(
