@@ -32,3 +32,9 @@ def max_ranks(y):
     R[order] = group_end[group]
     L[order] = n - group_start[group]
     return R, L
+
+
+def is_constant(R, L):
+    """True when every response value is equal (y[0] is both the largest and smallest)."""
+    n = R.shape[0]
+    return bool(R[0] == n and L[0] == n)

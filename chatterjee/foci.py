@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._ranks import max_ranks
+from ._ranks import is_constant, max_ranks
 from ._validation import check_random_state, check_samples, warn_constant
 from .backends.cpu import SharedBaseSearch, nearest_neighbors_1d
 from .codec import dependence_terms, ratio_or_nan
@@ -107,7 +107,7 @@ def _select(X, y, *, max_features, stop, standardize, random_state, n_jobs, verb
     R, L = max_ranks(y)
     empty = FociResult(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0),
                        None if names is None else names[:0], n)
-    if L[0] == n:
+    if is_constant(R, L):
         warn_constant("`y` is constant", "no feature can add dependence, none is selected")
         return empty
 

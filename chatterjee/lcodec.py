@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._ranks import max_ranks
+from ._ranks import is_constant, max_ranks
 from ._results import CodecResult
 from ._validation import check_random_state
 from .backends import nearest_neighbors
@@ -139,7 +139,7 @@ def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=Fals
     block_scales = noise_scales(block, noise_scale)
     y_scale = noise_scales(y[:, None], noise_scale)[0]
     ranks = max_ranks(y)
-    if ranks[0][0] == n and ranks[1][0] == n:  # constant y: jitter would invent an order
+    if is_constant(*ranks):  # jitter would invent an order that is not there
         return CodecResult(ratio_or_nan(0.0, 0.0, x is not None), n_samples=n)
 
     p = 0 if x is None else x.shape[1]

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from ._permutation import check_method, permutation_pvalue
-from ._ranks import max_ranks
+from ._ranks import is_constant, max_ranks
 from ._results import XiResult
 from ._validation import check_random_state, check_samples, warn_constant
 
@@ -111,7 +111,7 @@ def xi(x, y, *, y_continuous=False, method="asymptotic", nan_policy="propagate",
         return XiResult(np.nan, np.nan, n_samples=n)
     rng = check_random_state(random_state)
     R, L = max_ranks(y)
-    if R[0] == n and L[0] == n:  # y[0] is the minimum and the maximum: all equal
+    if is_constant(R, L):
         warn_constant("`y` is constant")
         return XiResult(np.nan, np.nan, n_samples=n)
 

@@ -230,10 +230,6 @@ def test_pure_noise_rarely_selects():
     assert max(counts) < 5, counts
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG in chatterjee/foci.py: `if L[0] == n` is taken to mean 'y is constant', but "
-    "L[0] == n whenever y[0] is the minimum of y: such data select nothing, with a "
-    "spurious ConstantInputWarning (xi.py checks R[0] == n and L[0] == n)"))
 @pytest.mark.parametrize("select", [foci, lfoci], ids=["foci", "lfoci"])
 def test_response_whose_first_value_is_its_minimum(select):
     X, y = _signal_data(3)  # with this seed, y[0] happens to be the minimum of y
@@ -540,15 +536,6 @@ def test_lfoci_accepts_the_largest_noise_scale():
 # hypothesis properties
 # --------------------------------------------------------------------------------------
 
-def _minimum_of_y_not_first(X, y):
-    """Move the rows by one when y[0] is the minimum of y, the case of the known bug
-    (see test_response_whose_first_value_is_its_minimum), so that the properties
-    below test what they are about whichever examples hypothesis draws."""
-    if y.argmin() == 0:
-        return np.roll(X, 1, axis=0), np.roll(y, 1)
-    return X, y
-
-
 @DETERMINISTIC
 @given(n=st.integers(20, 200), p_noise=st.integers(1, 5), position=st.integers(0, 5),
        seed=st.integers(0, 2**32 - 1),
@@ -559,7 +546,6 @@ def test_noiseless_monotone_feature_is_picked_first(n, p_noise, position, seed,
     y = rng.normal(size=n)
     position %= p_noise + 1
     X = np.insert(rng.normal(size=(n, p_noise)), position, y**3 + y, axis=1)
-    X, y = _minimum_of_y_not_first(X, y)
     result = foci(X, y, standardize=standardize, random_state=seed)
     assert result.selected[0] == position
     first_step = [codec(y, X[:, j]).statistic for j in range(X.shape[1])]
@@ -572,7 +558,6 @@ def test_tie_free_selection_is_seed_free_and_consistent(seed, n, p):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, p))
     y = np.sin(2 * X[:, 0]) + 0.5 * rng.normal(size=n)
-    X, y = _minimum_of_y_not_first(X, y)
     a = foci(X, y, stop=False, random_state=1)
     b = foci(X, y, stop=False, random_state=2)
     assert_same_result(a, b)
@@ -607,7 +592,7 @@ def test_constant_columns_warn_and_are_never_selected(standardize, select):
 
 def test_all_columns_constant_selects_nothing():
     X = np.ones((20, 3))
-    y = np.arange(20.0)[::-1]  # y[0] not the minimum: see the known bug above
+    y = np.arange(20.0)[::-1]
     with pytest.warns(UserWarning, match=r"\[0, 1, 2\]"):
         result = foci(X, y, stop=False)
     assert result.selected.shape == (0,)

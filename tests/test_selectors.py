@@ -217,10 +217,6 @@ def test_constant_target_selects_nothing():
         assert selector.transform(X).shape == (50, 0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG in chatterjee/foci.py (reached through the selector): `if L[0] == n` is "
-    "taken to mean 'y is constant', but it also holds when y[0] is the minimum of y: "
-    "nothing is selected, with a spurious ConstantInputWarning"))
 def test_first_y_is_the_minimum():
     X, y = _data(11, n=200)
     first = y.argmin()
