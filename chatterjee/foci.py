@@ -8,7 +8,7 @@ import numpy as np
 
 from ._ranks import is_constant, max_ranks
 from ._validation import check_random_state, check_samples, warn_constant
-from .backends.cpu import SharedBaseSearch, nearest_neighbors_1d
+from .backends.cpu import SharedBaseSearch, moderate_scale, nearest_neighbors_1d
 from .codec import dependence_terms, ratio_or_nan
 from .lcodec import noise_scales
 
@@ -125,6 +125,7 @@ def _select(X, y, *, max_features, stop, standardize, random_state, n_jobs, verb
         X[:, usable] += rng.normal(size=(n, usable.shape[0])) * noise_scales(
             X[:, usable], noise_scale
         )
+    X = moderate_scale(X)
 
     n_chunks = max(1, min(effective_n_jobs(n_jobs), usable.shape[0]))
     parallel = Parallel(n_jobs=n_jobs, prefer="threads")

@@ -5,9 +5,7 @@ point cloud, with ties (duplicate points, equidistant points) broken uniformly a
 random among all points at the minimal distance.
 """
 
-import numpy as np
-
-from .cpu import nearest_neighbors_1d, nearest_neighbors_kdtree
+from .cpu import moderate_scale, nearest_neighbors_1d, nearest_neighbors_kdtree
 
 __all__ = ["nearest_neighbors"]
 
@@ -35,17 +33,5 @@ def nearest_neighbors(points, rng, *, workers=-1):
     u = rng.random(points.shape[0])
     if points.shape[1] == 1:
         return nearest_neighbors_1d(points[:, 0], u)
-    return nearest_neighbors_kdtree(_moderate_scale(points), u, workers=workers)
+    return nearest_neighbors_kdtree(moderate_scale(points), u, workers=workers)
 
-
-def _moderate_scale(points):
-    """Rescale by a power of two when squared distances would overflow or underflow.
-
-    The k-d tree compares squared distances, which overflow to inf for coordinates
-    beyond about 1e154 and underflow to 0 below about 1e-162. Multiplying every
-    coordinate by the same power of two is exact, so the graph and its ties are kept.
-    """
-    largest = np.abs(points).max()
-    if largest == 0 or 2.0**-300 <= largest <= 2.0**300:
-        return points
-    return np.ldexp(points, -np.frexp(largest)[1])
