@@ -105,32 +105,34 @@ def nearest_exhaustive(const double[:, ::1] base, const double[::1] column,
 
 
 def nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
-                        const int64_t[::1] position, const double[::1] column,
-                        const double[::1] u, Py_ssize_t max_scan, int64_t[::1] out,
-                        char[::1] unsure):
+                        const double[::1] sorted_column, const double[::1] u,
+                        Py_ssize_t max_scan, int64_t[::1] out, char[::1] unsure):
     """Nearest joint neighbour when the base is one-dimensional.
 
-    Walks outwards from each point through the base values in sorted order, always
-    taking the side with the smaller base gap, and stops once the squared gap alone
-    exceeds the best joint distance: exact, duplicates included. A row that needs
-    more than ``max_scan`` steps (a base crowded with near-duplicates) is flagged in
-    ``unsure`` and left for another search.
+    Both the base and the candidate column are given in the base's sorted order
+    (``sorted_base[k]`` and ``sorted_column[k]`` belong to point ``order[k]``). Walks
+    outwards from each point through the sorted base values, always taking the side
+    with the smaller base gap, and stops once the squared gap alone exceeds the best
+    joint distance: exact, duplicates included. A row that needs more than
+    ``max_scan`` steps (a base crowded with near-duplicates) is flagged in ``unsure``
+    (indexed by point) and left for another search.
     """
-    cdef Py_ssize_t n = sorted_base.shape[0], i, lo, hi, j, scanned
+    cdef Py_ssize_t n = sorted_base.shape[0], k, lo, hi, j, scanned, found
     cdef double best, b, c, gap_lo, gap_hi, g2, d, d2
     cdef int64_t count, r, seen
     cdef int second_pass
     with nogil:
-        for i in range(n):
-            b = sorted_base[position[i]]
-            c = column[i]
+        for k in range(n):
+            b = sorted_base[k]
+            c = sorted_column[k]
             best = INFINITY
             count = 0
             r = -1
-            unsure[i] = 0
+            found = -1
+            unsure[order[k]] = 0
             for second_pass in range(2):
-                lo = position[i] - 1
-                hi = position[i] + 1
+                lo = k - 1
+                hi = k + 1
                 seen = 0
                 scanned = 0
                 while True:
@@ -140,32 +142,34 @@ def nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
                         if lo < 0:
                             break
                         g2 = gap_lo * gap_lo
-                        j = order[lo]
+                        j = lo
                         lo -= 1
                     else:
                         g2 = gap_hi * gap_hi
-                        j = order[hi]
+                        j = hi
                         hi += 1
                     if g2 > best:
                         break
                     if scanned == max_scan:
-                        unsure[i] = 1
+                        unsure[order[k]] = 1
                         break
                     scanned += 1
-                    d = column[j] - c
+                    d = sorted_column[j] - c
                     d2 = g2 + d * d
                     if second_pass:
                         if d2 == best:
                             if seen == r:
-                                out[i] = j
+                                found = j
                                 break
                             seen += 1
                     elif d2 < best:
                         best = d2
                         count = 1
-                        out[i] = j
+                        found = j
                     elif d2 == best:
                         count += 1
-                if count < 2 or unsure[i]:
+                if count < 2 or unsure[order[k]]:
                     break
-                r = _draw(u[i], count)
+                r = _draw(u[order[k]], count)
+            if found >= 0:
+                out[order[k]] = order[found]

@@ -22,6 +22,8 @@ _FIRST_QUERY_K = 3
 _MIN_ROWS_PER_THREAD = 4096
 # Neighbour lists of SharedBaseSearch: length bounds and a budget of entries in all.
 _MIN_LISTED, _MAX_LISTED, _LISTED_BUDGET = 16, 64, 1 << 23
+# Most points a one-dimensional sweep visits before it leaves a row to another search.
+_MAX_SWEEP = 1024
 # Unsure rows are searched exhaustively while rows * n stays below this.
 _EXHAUSTIVE_PAIRS = 1 << 22
 # A shared base with more duplicated rows than this is searched with the k-d tree.
@@ -271,8 +273,6 @@ class SharedBaseSearch:
         if d == 1:
             self.order = np.argsort(self.base[:, 0], kind="stable")
             self.sorted_base = np.ascontiguousarray(self.base[self.order, 0])
-            self.position = np.empty(n, dtype=np.int64)
-            self.position[self.order] = np.arange(n)
             return
         from scipy.spatial import cKDTree
 
@@ -316,8 +316,8 @@ class SharedBaseSearch:
         neighbors = np.empty(n, dtype=np.int64)
         unsure = np.zeros(n, dtype=np.int8)
         if self.base.shape[1] == 1:
-            nearest_sorted_base(self.sorted_base, self.order, self.position, column, u,
-                                _MAX_LISTED, neighbors, unsure)
+            nearest_sorted_base(self.sorted_base, self.order, column[self.order], u,
+                                _MAX_SWEEP, neighbors, unsure)
         else:
             nearest_listed(column, self.listed, self.base_d2, self.bound, u, neighbors,
                            unsure)
