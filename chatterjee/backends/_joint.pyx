@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Compiled kernels of :class:`chatterjee.backends.cpu.SharedBaseSearch`.
 
-Distances are squared Euclidean, summed column by column in the same order in both
+Distances are squared Euclidean, summed column by column in the same order in all
 kernels (base columns first, then the candidate column), so equal distances are
 recognised as equal whichever kernel measured them.
 """

@@ -24,8 +24,9 @@ _MIN_ROWS_PER_THREAD = 4096
 _MIN_LISTED, _MAX_LISTED, _LISTED_BUDGET = 16, 64, 1 << 23
 # Most points a one-dimensional sweep visits before it leaves a row to another search.
 _MAX_SWEEP = 1024
-# Unsure rows are searched exhaustively while rows * n stays below this.
-_EXHAUSTIVE_PAIRS = 1 << 22
+# Up to this many unsure rows are searched exhaustively (about the cost of one k-d
+# tree on the joint space, whatever n), more with that tree.
+_EXHAUSTIVE_ROWS = 128
 # A shared base with more duplicated rows than this is searched with the k-d tree.
 _CROWDED = 0.25
 
@@ -161,7 +162,7 @@ def _may_have_duplicates(points):
     return bool((projection[1:] == projection[:-1]).any())
 
 
-def nearest_neighbors_kdtree(points, u, workers=-1):
+def nearest_neighbors_kdtree(points, u, workers=-1, rows=None):
     """Nearest neighbours of points in two or more dimensions with a k-d tree.
 
     Parameters
@@ -171,18 +172,23 @@ def nearest_neighbors_kdtree(points, u, workers=-1):
         One uniform [0, 1) draw per point.
     workers : int
         Threads for the queries (SciPy's meaning; -1 is all cores).
+    rows : ndarray of int or None
+        Only these points' neighbours are needed (None: all). Without duplicate
+        rows only they are queried.
 
     Returns
     -------
-    ndarray of shape (n,), int64
+    ndarray of shape (n,) or (len(rows),), int64
     """
     from scipy.spatial import cKDTree
 
     n = points.shape[0]
     if not _may_have_duplicates(points):
+        queries = np.arange(n) if rows is None else rows
         tree = cKDTree(points)
-        dist, idx = _query(tree, points, min(_FIRST_QUERY_K, n), workers)
-        site, _ = _nearest_sites(tree, points, np.arange(n), dist, idx, None, u, workers)
+        dist, idx = _query(tree, points[queries], min(_FIRST_QUERY_K, n), workers)
+        site, _ = _nearest_sites(tree, points, queries, dist, idx, None, u[queries],
+                                 workers)
         return site
 
     # Fold duplicate rows into distinct sites with multiplicities (a k-d tree
@@ -218,7 +224,7 @@ def nearest_neighbors_kdtree(points, u, workers=-1):
             site_tree, sites, lone_sites, dist, idx, counts, u[lone_points], workers
         )
         neighbors[lone_points] = members[first_member[site] + offset]
-    return neighbors
+    return neighbors if rows is None else neighbors[rows]
 
 
 def _shared_row_fraction(points):
@@ -246,9 +252,9 @@ class SharedBaseSearch:
       base distance exceeds the best joint distance, and a row is certified when
       that distance is below the base distance of every unlisted point.
 
-    Rows that neither can settle within a bounded number of steps (crowded or
-    duplicated base values) are searched exhaustively, or, when they are many, the
-    whole candidate goes to :func:`nearest_neighbors_kdtree`.
+    Rows that neither can settle within a bounded number of steps (isolated points,
+    crowded base values) are searched exhaustively when they are few, otherwise with
+    a k-d tree on the joint space.
 
     Distances are summed column by column in the same order everywhere, so equal
     distances are recognised as equal and ties are broken uniformly at random.
@@ -322,9 +328,10 @@ class SharedBaseSearch:
             nearest_listed(column, self.listed, self.base_d2, self.bound, u, neighbors,
                            unsure)
         rows = np.flatnonzero(unsure)
-        if rows.shape[0] * n > _EXHAUSTIVE_PAIRS:
-            return nearest_neighbors_kdtree(
-                np.column_stack((self.base, column)), u, workers=self.workers
+        if rows.shape[0] <= _EXHAUSTIVE_ROWS:
+            nearest_exhaustive(self.base, column, rows, u, neighbors)
+        else:
+            neighbors[rows] = nearest_neighbors_kdtree(
+                np.column_stack((self.base, column)), u, workers=self.workers, rows=rows
             )
-        nearest_exhaustive(self.base, column, rows, u, neighbors)
         return neighbors
