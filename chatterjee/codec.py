@@ -6,7 +6,7 @@ from ._permutation import check_method, permutation_pvalue
 from ._ranks import max_ranks
 from ._results import CodecResult
 from ._validation import check_random_state, check_samples, warn_constant
-from .backends import nearest_neighbors
+from .backends import nearest_neighbor_graphs, nearest_neighbors
 
 __all__ = ["codec"]
 
@@ -158,8 +158,7 @@ def codec(y, z, x=None, *, method=None, nan_policy="propagate", workers=-1,
         joint = nearest_neighbors(z, rng, workers=workers)
         numerator, denominator = dependence_terms(R, L, joint)
     else:
-        given = nearest_neighbors(x, rng, workers=workers)
-        joint = nearest_neighbors(np.hstack((x, z)), rng, workers=workers)
+        given, joint = nearest_neighbor_graphs((x, np.hstack((x, z))), rng, workers=workers)
         numerator, denominator = dependence_terms(R, L, joint, given)
     statistic = ratio_or_nan(numerator, denominator, x is not None)
     if method is None or np.isnan(statistic):

@@ -5,7 +5,7 @@ import numpy as np
 from ._ranks import is_constant, max_ranks
 from ._results import CodecResult
 from ._validation import check_random_state
-from .backends import nearest_neighbors
+from .backends import nearest_neighbor_graphs, nearest_neighbors
 from .codec import check_codec_data, dependence_terms, ratio_or_nan
 
 __all__ = ["lcodec"]
@@ -151,8 +151,8 @@ def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=Fals
         if x is None:
             terms = dependence_terms(*ranks, nearest_neighbors(noisy, rng, workers=workers))
         else:
-            given = nearest_neighbors(noisy[:, :p], rng, workers=workers)
-            joint = nearest_neighbors(noisy, rng, workers=workers)
+            given, joint = nearest_neighbor_graphs((noisy[:, :p], noisy), rng,
+                                                   workers=workers)
             terms = dependence_terms(*ranks, joint, given)
         statistics[repeat] = ratio_or_nan(*terms, x is not None)
     return CodecResult(float(statistics.mean()), n_samples=n, statistics=statistics)

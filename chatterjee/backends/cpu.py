@@ -187,9 +187,16 @@ def nearest_neighbors_kdtree(points, u, workers=-1, rows=None):
         queries = np.arange(n) if rows is None else rows
         tree = cKDTree(points)
         dist, idx = _query(tree, points[queries], min(_FIRST_QUERY_K, n), workers)
-        site, _ = _nearest_sites(tree, points, queries, dist, idx, None, u[queries],
-                                 workers)
-        return site
+        # Distinct points: column 0 is the point itself, and a strictly nearer
+        # second column is the answer. Only the other rows need tie handling.
+        neighbors = idx[:, 1].astype(np.int64)
+        tied = np.flatnonzero((dist[:, 1] == dist[:, -1]) | (dist[:, 1] == 0))
+        if tied.shape[0]:
+            neighbors[tied], _ = _nearest_sites(
+                tree, points, queries[tied], dist[tied], idx[tied], None,
+                u[queries[tied]], workers,
+            )
+        return neighbors
 
     # Fold duplicate rows into distinct sites with multiplicities (a k-d tree
     # crowded with duplicates is slow to query).
