@@ -96,7 +96,7 @@ def codec(y, z, x=None, *, method=None, nan_policy="propagate", workers=-1,
 
     See Also
     --------
-    lcodec : the randomized variant, fast on heavily tied data.
+    lcodec : the randomized variant of Mehta et al. (ties broken by noise).
     xi : Chatterjee's coefficient for one scalar predictor.
 
     Notes

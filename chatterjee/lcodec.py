@@ -109,6 +109,11 @@ def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=Fals
     separate two points (values so large that it falls below their float spacing),
     the exact uniform rule of :func:`codec` decides.
 
+    Speed: :func:`codec` folds duplicated points into weighted sites, so on data
+    with many exact duplicates it is faster than L-CODEC (whose noise makes every
+    point distinct); L-CODEC is faster where ties are equidistant distinct points,
+    such as sparse grids (see the benchmarks in the documentation).
+
     References
     ----------
     R. Mehta, S. Pal, V. Singh and S. N. Ravi, "Deep Unlearning via Randomized
