@@ -69,6 +69,32 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
         return tags
 
 
+def _parameters_doc(noise):
+    """The Parameters and Attributes sections shared by both selectors."""
+    noise_entry = """
+    noise_scale : float, default=1e-4
+        Noise standard deviation per column, as a fraction of its smallest decisive
+        difference; in (0, 0.1]."""
+    seeds = "the noise" if noise else "the tie-breaking among equally near neighbours"
+    return f"""Parameters
+    ----------
+    max_features : int, default=None
+        Most features to select (None: no cap).
+    stop : bool, default=True
+        Stop when the best candidate adds no dependence; False ranks features until
+        ``max_features``.
+    standardize : {{'scale', 'bounded'}} or None, default='scale'
+        Column scaling before the neighbour searches (as R FOCI).{noise_entry if noise else ""}
+    random_state : int, RandomState instance or None, default=None
+        Seeds {seeds}.
+    n_jobs : int, default=None
+        Parallel jobs over the candidates of a step (joblib). None means 1 unless
+        in a :obj:`joblib.parallel_config` context; -1 means all processors.
+    verbose : int, default=0
+        Progress lines when positive.
+""" + _ATTRIBUTES
+
+
 _ATTRIBUTES = """
     Attributes
     ----------
@@ -94,27 +120,11 @@ class FOCISelector(_BaseFOCISelector):
     stops when no feature adds any. Model-free: it finds the features y depends
     on, whatever the form of the dependence.
 
-    Parameters
-    ----------
-    max_features : int, default=None
-        Most features to select (None: no cap).
-    stop : bool, default=True
-        Stop when the best candidate adds no dependence; False ranks features until
-        ``max_features``.
-    standardize : {'scale', 'bounded'} or None, default='scale'
-        Column scaling before the neighbour searches (as R FOCI).
-    random_state : int, RandomState instance or None, default=None
-        Seeds the tie-breaking among equally near neighbours.
-    n_jobs : int, default=None
-        Parallel jobs over the candidates of a step (joblib). None means 1 unless
-        in a :obj:`joblib.parallel_config` context; -1 means all processors.
-    verbose : int, default=0
-        Progress lines when positive.
-    """ + _ATTRIBUTES + """
+    """ + _parameters_doc(noise=False) + """
     See Also
     --------
     chatterjee.foci : the function behind this selector.
-    LFOCISelector : the randomized variant, for heavily tied features.
+    LFOCISelector : the randomized variant of Mehta et al. (ties broken by noise).
     sklearn.feature_selection.SequentialFeatureSelector : model-based forward selection.
 
     Examples
@@ -152,26 +162,7 @@ class LFOCISelector(_BaseFOCISelector):
     For features with many ties (counts, categories, binarized attributes): tiny
     Gaussian noise breaks the ties once, then FOCI runs (see :func:`chatterjee.lfoci`).
 
-    Parameters
-    ----------
-    max_features : int, default=None
-        Most features to select (None: no cap).
-    stop : bool, default=True
-        Stop when the best candidate adds no dependence; False ranks features until
-        ``max_features``.
-    standardize : {'scale', 'bounded'} or None, default='scale'
-        Column scaling before the neighbour searches (as R FOCI).
-    noise_scale : float, default=1e-4
-        Noise standard deviation per column, as a fraction of its smallest decisive
-        difference; in (0, 0.1].
-    random_state : int, RandomState instance or None, default=None
-        Seeds the noise.
-    n_jobs : int, default=None
-        Parallel jobs over the candidates of a step (joblib). None means 1 unless
-        in a :obj:`joblib.parallel_config` context; -1 means all processors.
-    verbose : int, default=0
-        Progress lines when positive.
-    """ + _ATTRIBUTES + """
+    """ + _parameters_doc(noise=True) + """
     See Also
     --------
     chatterjee.lfoci : the function behind this selector.

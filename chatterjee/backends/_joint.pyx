@@ -61,11 +61,23 @@ def nearest_listed(const double[::1] column, const int64_t[:, ::1] listed,
                         r -= 1
 
 
+cdef inline double _joint_d2(const double[:, ::1] base, const double[::1] column,
+                             Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+    """Squared joint distance of points i and j, base columns first."""
+    cdef double d, d2 = 0.0
+    cdef Py_ssize_t col
+    for col in range(base.shape[1]):
+        d = base[j, col] - base[i, col]
+        d2 = d2 + d * d
+    d = column[j] - column[i]
+    return d2 + d * d
+
+
 def nearest_exhaustive(const double[:, ::1] base, const double[::1] column,
                        const int64_t[::1] rows, const double[::1] u, int64_t[::1] out):
     """Nearest joint neighbour of the given rows among all points, by brute force."""
-    cdef Py_ssize_t n = base.shape[0], p = base.shape[1], a, i, j, col
-    cdef double best, d, d2
+    cdef Py_ssize_t n = base.shape[0], a, i, j
+    cdef double best, d2
     cdef int64_t count, r
     with nogil:
         for a in range(rows.shape[0]):
@@ -75,12 +87,7 @@ def nearest_exhaustive(const double[:, ::1] base, const double[::1] column,
             for j in range(n):
                 if j == i:
                     continue
-                d2 = 0.0
-                for col in range(p):
-                    d = base[j, col] - base[i, col]
-                    d2 = d2 + d * d
-                d = column[j] - column[i]
-                d2 = d2 + d * d
+                d2 = _joint_d2(base, column, i, j)
                 if d2 < best:
                     best = d2
                     count = 1
@@ -90,14 +97,7 @@ def nearest_exhaustive(const double[:, ::1] base, const double[::1] column,
             if count > 1:
                 r = _draw(u[i], count)
                 for j in range(n):
-                    if j == i:
-                        continue
-                    d2 = 0.0
-                    for col in range(p):
-                        d = base[j, col] - base[i, col]
-                        d2 = d2 + d * d
-                    d = column[j] - column[i]
-                    if d2 + d * d == best:
+                    if j != i and _joint_d2(base, column, i, j) == best:
                         if r == 0:
                             out[i] = j
                             break
