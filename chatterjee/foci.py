@@ -8,7 +8,12 @@ import numpy as np
 
 from ._ranks import is_constant, max_ranks
 from ._validation import check_random_state, check_samples, warn_constant
-from .backends.cpu import SharedBaseSearch, moderate_scale, nearest_neighbors_1d
+from .backends.cpu import (
+    SharedBaseSearch,
+    moderate_scale,
+    nearest_neighbors_1d,
+    nearest_neighbors_kdtree,
+)
 from .codec import dependence_terms, ratio_or_nan
 from .lcodec import noise_scales
 
@@ -23,16 +28,20 @@ class FociResult:
 
     Attributes
     ----------
-    selected : ndarray of int
-        0-based column indices, in the order they were picked.
+    selected : ndarray
+        The picked candidates in pick order: 0-based column indices, or group labels
+        when ``groups`` was given.
     scores : ndarray of float
-        T_n(Y, X_S) after each pick, S being the features picked so far (R FOCI's
+        T_n(Y, X_S) after each pick, S being the candidates picked so far (R FOCI's
         ``stepT``). With ``stop=False`` it can decrease.
     gains : ndarray of float
-        T_n(Y, X_j | X_S) of each pick given the features picked before it (the
+        T_n(Y, X_j | X_S) of each pick given the candidates picked before it (the
         first is the unconditional T_n(Y, X_j)).
+    selected_columns : ndarray of int
+        The columns of the picked candidates, in pick order (equal to ``selected``
+        without groups).
     feature_names : ndarray of str or None
-        Names of the selected columns, when the input had column names.
+        Names of ``selected_columns``, when the input had column names.
     n_samples : int
         Rows used.
     """
@@ -40,6 +49,7 @@ class FociResult:
     selected: np.ndarray
     scores: np.ndarray
     gains: np.ndarray
+    selected_columns: np.ndarray
     feature_names: np.ndarray | None = field(default=None)
     n_samples: int = 0
 
@@ -54,7 +64,21 @@ def standardize_columns(X, standardize):
     return X
 
 
-def _check_foci_args(X, y, max_features, stop, standardize):
+def _check_groups(groups, p):
+    """Candidate labels (sorted) and, for each, its columns; each column alone if None."""
+    if groups is None:
+        return np.arange(p), [np.array([j]) for j in range(p)]
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or groups.shape[0] != p:
+        raise ValueError(
+            f"`groups` must give one label per column of `X` ({p}), got shape "
+            f"{groups.shape}."
+        )
+    labels, inverse = np.unique(groups, return_inverse=True)
+    return labels, [np.flatnonzero(inverse == g) for g in range(labels.shape[0])]
+
+
+def _check_foci_args(X, y, groups, max_features, stop, standardize):
     if standardize not in STANDARDIZE_OPTIONS:
         raise ValueError(
             f"`standardize` must be 'scale', 'bounded' or None, got {standardize!r}."
@@ -65,89 +89,102 @@ def _check_foci_args(X, y, max_features, stop, standardize):
     names = None if names is None else np.asarray([str(c) for c in names], dtype=object)
     data, _ = check_samples({"X": (X, True), "y": (y, False)}, nan_policy="raise")
     X, y = data["X"], data["y"]
-    p = X.shape[1]
+    labels, members = _check_groups(groups, X.shape[1])
     if max_features is None:
-        max_features = p
+        max_features = labels.shape[0]
     elif (
         not isinstance(max_features, (int, np.integer))
         or isinstance(max_features, bool)
-        or not 1 <= max_features <= p
+        or not 1 <= max_features <= labels.shape[0]
     ):
+        what = "groups" if groups is not None else "features"
         raise ValueError(
-            f"`max_features` must be an integer between 1 and the number of features "
-            f"({p}), got {max_features!r}."
+            f"`max_features` must be an integer between 1 and the number of {what} "
+            f"({labels.shape[0]}), got {max_features!r}."
         )
-    return X, y, int(max_features), names
+    return X, y, labels, members, int(max_features), names
 
 
 def _neighbor_agreements(R, X, candidates, seeds, search):
     """``sum_i min(R_i, R_N(i))`` for each candidate's joint neighbour graph N."""
     agreements = np.empty(len(candidates), dtype=np.int64)
-    for position, (j, seed) in enumerate(zip(candidates, seeds)):
-        graph = _candidate_graph(X[:, j], seed, search)
+    for position, (columns, seed) in enumerate(zip(candidates, seeds)):
+        graph = _candidate_graph(X[:, columns], seed, search)
         agreements[position] = np.minimum(R, R[graph]).sum()
     return agreements
 
 
-def _candidate_graph(column, seed, search):
-    u = np.random.default_rng(seed).random(column.shape[0])
-    if search is None:
-        return nearest_neighbors_1d(column, u)
-    return search.neighbors(column, u)
+def _candidate_graph(block, seed, search):
+    """Neighbour graph of X_S joined with a candidate block (X_S empty: search None)."""
+    u = np.random.default_rng(seed).random(block.shape[0])
+    if search is not None:
+        return search.neighbors(block, u)
+    if block.shape[1] == 1:
+        return nearest_neighbors_1d(block[:, 0], u)
+    return nearest_neighbors_kdtree(np.ascontiguousarray(block), u)
 
 
-def _select(X, y, *, max_features, stop, standardize, random_state, n_jobs, verbose,
-            noise_scale=None):
-    from sklearn.utils.parallel import Parallel, delayed
+def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jobs,
+            verbose, noise_scale=None):
     from joblib import effective_n_jobs
+    from sklearn.utils.parallel import Parallel, delayed
 
-    X, y, max_features, names = _check_foci_args(X, y, max_features, stop, standardize)
+    X, y, labels, members, max_features, names = _check_foci_args(
+        X, y, groups, max_features, stop, standardize
+    )
     n, p = X.shape
     rng = check_random_state(random_state)
     R, L = max_ranks(y)
-    empty = FociResult(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0),
-                       None if names is None else names[:0], n)
+
+    def result(picked, scores, gains):
+        columns = np.concatenate([members[c] for c in picked] + [np.empty(0, int)])
+        return FociResult(labels[np.asarray(picked, dtype=np.int64)], np.asarray(scores),
+                          np.asarray(gains), columns.astype(np.int64),
+                          None if names is None else names[columns], n)
+
     if is_constant(R, L):
         warn_constant("`y` is constant", "no feature can add dependence, none is selected")
-        return empty
+        return result([], [], [])
 
-    constant = np.flatnonzero(np.ptp(X, axis=0) == 0)
-    if constant.shape[0]:
+    constant = np.ptp(X, axis=0) == 0
+    if constant.any():
         warnings.warn(
-            f"Columns {constant.tolist()} of `X` are constant and cannot be selected.",
+            f"Columns {np.flatnonzero(constant).tolist()} of `X` are constant and "
+            "cannot be selected.",
             UserWarning,
             stacklevel=3,
         )
-    usable = np.setdiff1d(np.arange(p), constant)
+    members = [columns[~constant[columns]] for columns in members]
+    usable = ~constant
     X = np.array(X, dtype=np.float64)
     X[:, usable] = standardize_columns(X[:, usable], standardize)
     if noise_scale is not None:
-        X[:, usable] += rng.normal(size=(n, usable.shape[0])) * noise_scales(
+        X[:, usable] += rng.normal(size=(n, usable.sum())) * noise_scales(
             X[:, usable], noise_scale
         )
     X = moderate_scale(X)
 
-    n_chunks = max(1, min(effective_n_jobs(n_jobs), usable.shape[0]))
+    remaining = [c for c in range(labels.shape[0]) if members[c].shape[0]]
+    n_chunks = max(1, min(effective_n_jobs(n_jobs), len(remaining)))
     parallel = Parallel(n_jobs=n_jobs, prefer="threads")
-
-    selected, scores, gains = [], [], []
+    picked, scores, gains = [], [], []
     agreement_prev, graph_prev = None, None
-    remaining = list(usable)
     start = time.perf_counter()
-    while remaining and len(selected) < max_features:
+    while remaining and len(picked) < max_features:
         seeds = rng.integers(np.iinfo(np.int64).max, size=len(remaining))
-        search = SharedBaseSearch(X[:, selected]) if selected else None
+        base = np.concatenate([members[c] for c in picked] + [np.empty(0, int)])
+        search = SharedBaseSearch(X[:, base]) if picked else None
         chunks = np.array_split(np.arange(len(remaining)), n_chunks)
         parts = parallel(
             delayed(_neighbor_agreements)(
-                R, X, [remaining[i] for i in chunk], seeds[chunk], search
+                R, X, [members[remaining[i]] for i in chunk], seeds[chunk], search
             )
             for chunk in chunks
             if chunk.shape[0]
         )
         agreements = np.concatenate(parts)
-        best = int(np.argmax(agreements))  # first maximum: the lowest column index
-        graph = _candidate_graph(X[:, remaining[best]], seeds[best], search)
+        best = int(np.argmax(agreements))  # first maximum: the lowest label
+        graph = _candidate_graph(X[:, members[remaining[best]]], seeds[best], search)
         numerator, denominator = dependence_terms(R, L, graph)
         if stop and (
             numerator <= 0  # Q(j) <= 0 at the first step
@@ -155,31 +192,26 @@ def _select(X, y, *, max_features, stop, standardize, random_state, n_jobs, verb
             else agreements[best] <= agreement_prev  # Q(S + j) <= Q(S)
         ):
             break
-        j = remaining.pop(best)
+        candidate = remaining.pop(best)
         scores.append(numerator / denominator)
         gains.append(
             scores[-1]
             if graph_prev is None
             else ratio_or_nan(*dependence_terms(R, L, graph, graph_prev), True)
         )
-        selected.append(j)
+        picked.append(candidate)
         agreement_prev, graph_prev = agreements[best], graph
         if verbose:
+            label = labels[candidate]
             print(
-                f"[foci] step {len(selected)}: feature {j}"
-                + (f" ({names[j]})" if names is not None else "")
+                f"[foci] step {len(picked)}: "
+                + (f"group {label}" if groups is not None else f"feature {label}")
+                + (f" ({names[label]})" if names is not None and groups is None else "")
                 + f", T = {scores[-1]:.4f}, gain = {gains[-1]:.4f}, "
                 f"{time.perf_counter() - start:.2f} s",
                 flush=True,
             )
-    selected = np.asarray(selected, dtype=np.int64)
-    return FociResult(
-        selected,
-        np.asarray(scores),
-        np.asarray(gains),
-        None if names is None else names[selected],
-        n,
-    )
+    return result(picked, scores, gains)
 
 
 _SHARED_DOC = """
@@ -189,8 +221,13 @@ _SHARED_DOC = """
         Candidate features (NumPy array, pandas DataFrame, nested lists).
     y : array_like of shape (n_samples,)
         The response.
+    groups : array_like of shape (n_features,), default=None
+        A label per column: columns with the same label form one candidate (a
+        multi-dimensional variable such as an embedding or a 3-D position), picked
+        or left as a whole. ``selected`` then holds labels, in sorted order of
+        precedence on equal scores. None: every column is its own candidate.
     max_features : int, default=None
-        Most features to select (None: all of them). It caps the selection with
+        Most candidates to select (None: all of them). It caps the selection with
         ``stop=True`` too, as R FOCI does in practice.
     stop : bool, default=True
         Stop at the first step whose best candidate adds no dependence
@@ -214,12 +251,13 @@ _SHARED_DOC = """
     -------
     FociResult
         ``selected`` (pick order), ``scores`` (T_n(Y, X_S) after each pick),
-        ``gains`` (T_n(Y, X_j | X_S) of each pick), ``feature_names``.
+        ``gains`` (T_n(Y, X_j | X_S) of each pick), ``selected_columns``,
+        ``feature_names``.
 """
 
 
-def foci(X, y, *, max_features=None, stop=True, standardize="scale", random_state=None,
-         n_jobs=None, verbose=0):
+def foci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale",
+         random_state=None, n_jobs=None, verbose=0):
     """Feature Ordering by Conditional Independence (Azadkia and Chatterjee).
 
     Greedy forward selection: at each step add the feature j that maximizes
@@ -252,12 +290,13 @@ def foci(X, y, *, max_features=None, stop=True, standardize="scale", random_stat
     >>> foci(X, y, random_state=0).selected
     array([1, 4])
     """
-    return _select(X, y, max_features=max_features, stop=stop, standardize=standardize,
-                   random_state=random_state, n_jobs=n_jobs, verbose=verbose)
+    return _select(X, y, groups=groups, max_features=max_features, stop=stop,
+                   standardize=standardize, random_state=random_state, n_jobs=n_jobs,
+                   verbose=verbose)
 
 
-def lfoci(X, y, *, max_features=None, stop=True, standardize="scale", noise_scale=1e-4,
-          random_state=None, n_jobs=None, verbose=0):
+def lfoci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale",
+          noise_scale=1e-4, random_state=None, n_jobs=None, verbose=0):
     """L-FOCI: FOCI on tie-broken features, for data with many ties (Mehta et al.).
 
     The features are standardized, then Gaussian noise far below each column's
@@ -282,9 +321,9 @@ def lfoci(X, y, *, max_features=None, stop=True, standardize="scale", noise_scal
     """
     if not 0 < noise_scale <= 0.1:
         raise ValueError(f"`noise_scale` must be in (0, 0.1], got {noise_scale!r}.")
-    return _select(X, y, max_features=max_features, stop=stop, standardize=standardize,
-                   random_state=random_state, n_jobs=n_jobs, verbose=verbose,
-                   noise_scale=noise_scale)
+    return _select(X, y, groups=groups, max_features=max_features, stop=stop,
+                   standardize=standardize, random_state=random_state, n_jobs=n_jobs,
+                   verbose=verbose, noise_scale=noise_scale)
 
 
 foci.__doc__ = foci.__doc__.replace("{params}", _SHARED_DOC.replace("{extra}", ""))

@@ -16,6 +16,7 @@ __all__ = ["FOCISelector", "LFOCISelector"]
 
 class _BaseFOCISelector(SelectorMixin, BaseEstimator):
     _parameter_constraints: dict = {
+        "groups": ["array-like", None],
         "max_features": [Interval(Integral, 1, None, closed="left"), None],
         "stop": ["boolean"],
         "standardize": [StrOptions({"scale", "bounded"}), None],
@@ -46,17 +47,19 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y, y_numeric=True, ensure_min_samples=3,
                              dtype=np.float64)
-        if self.max_features is not None and self.max_features > X.shape[1]:
+        n_candidates = X.shape[1] if self.groups is None else np.unique(self.groups).size
+        if self.max_features is not None and self.max_features > n_candidates:
             raise ValueError(
-                f"max_features={self.max_features} exceeds the number of features "
-                f"({X.shape[1]})."
+                f"max_features={self.max_features} exceeds the number of "
+                f"{'features' if self.groups is None else 'groups'} ({n_candidates})."
             )
         result = self._select(X, y)
-        self.selected_features_ = result.selected
+        self.selected_features_ = result.selected_columns
+        self.selected_groups_ = result.selected
         self.scores_ = result.scores
         self.gains_ = result.gains
         self.support_ = np.zeros(X.shape[1], dtype=bool)
-        self.support_[result.selected] = True
+        self.support_[result.selected_columns] = True
         return self
 
     def _get_support_mask(self):
@@ -78,8 +81,11 @@ def _parameters_doc(noise):
     seeds = "the noise" if noise else "the tie-breaking among equally near neighbours"
     return f"""Parameters
     ----------
+    groups : array-like of shape (n_features,), default=None
+        A label per feature: features with the same label are selected or dropped
+        together (a multi-dimensional variable). None: each feature alone.
     max_features : int, default=None
-        Most features to select (None: no cap).
+        Most features (or groups) to select (None: no cap).
     stop : bool, default=True
         Stop when the best candidate adds no dependence; False ranks features until
         ``max_features``.
@@ -101,7 +107,11 @@ _ATTRIBUTES = """
     support_ : ndarray of shape (n_features_in_,), dtype=bool
         Mask of the selected features.
     selected_features_ : ndarray of int
-        Indices of the selected features, in the order they were picked.
+        Indices of the selected features, in the order they were picked (a group's
+        columns together).
+    selected_groups_ : ndarray
+        Labels of the selected groups in pick order (without ``groups``, the same
+        as ``selected_features_``).
     scores_ : ndarray of float
         T_n(Y, X_S) after each pick (R FOCI's ``stepT``).
     gains_ : ndarray of float
@@ -141,8 +151,9 @@ class FOCISelector(_BaseFOCISelector):
     (500, 2)
     """
 
-    def __init__(self, *, max_features=None, stop=True, standardize="scale",
+    def __init__(self, *, groups=None, max_features=None, stop=True, standardize="scale",
                  random_state=None, n_jobs=None, verbose=0):
+        self.groups = groups
         self.max_features = max_features
         self.stop = stop
         self.standardize = standardize
@@ -151,9 +162,10 @@ class FOCISelector(_BaseFOCISelector):
         self.verbose = verbose
 
     def _select(self, X, y):
-        return foci(X, y, max_features=self.max_features, stop=self.stop,
-                    standardize=self.standardize, random_state=self.random_state,
-                    n_jobs=self.n_jobs, verbose=self.verbose)
+        return foci(X, y, groups=self.groups, max_features=self.max_features,
+                    stop=self.stop, standardize=self.standardize,
+                    random_state=self.random_state, n_jobs=self.n_jobs,
+                    verbose=self.verbose)
 
 
 class LFOCISelector(_BaseFOCISelector):
@@ -185,8 +197,9 @@ class LFOCISelector(_BaseFOCISelector):
         "noise_scale": [Interval(Real, 0, 0.1, closed="right")],
     }
 
-    def __init__(self, *, max_features=None, stop=True, standardize="scale",
+    def __init__(self, *, groups=None, max_features=None, stop=True, standardize="scale",
                  noise_scale=1e-4, random_state=None, n_jobs=None, verbose=0):
+        self.groups = groups
         self.max_features = max_features
         self.stop = stop
         self.standardize = standardize
@@ -196,7 +209,7 @@ class LFOCISelector(_BaseFOCISelector):
         self.verbose = verbose
 
     def _select(self, X, y):
-        return lfoci(X, y, max_features=self.max_features, stop=self.stop,
-                     standardize=self.standardize, noise_scale=self.noise_scale,
-                     random_state=self.random_state, n_jobs=self.n_jobs,
-                     verbose=self.verbose)
+        return lfoci(X, y, groups=self.groups, max_features=self.max_features,
+                     stop=self.stop, standardize=self.standardize,
+                     noise_scale=self.noise_scale, random_state=self.random_state,
+                     n_jobs=self.n_jobs, verbose=self.verbose)

@@ -1,9 +1,10 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Compiled kernels of :class:`chatterjee.backends.cpu.SharedBaseSearch`.
 
-Distances are squared Euclidean, summed column by column in the same order in all
-kernels (base columns first, then the candidate column), so equal distances are
-recognised as equal whichever kernel measured them.
+A candidate is a block of one or more columns. Distances are squared Euclidean,
+summed column by column in the same order in all kernels (base columns first, then
+the candidate's columns), so equal distances are recognised as equal whichever
+kernel measured them.
 """
 
 from libc.math cimport floor, INFINITY
@@ -18,7 +19,18 @@ cdef inline int64_t _draw(double u, int64_t count) noexcept nogil:
     return r if r < count else count - 1
 
 
-def nearest_listed(const double[::1] column, const int64_t[:, ::1] listed,
+cdef inline double _add_block_d2(double d2, const double[:, ::1] block, Py_ssize_t i,
+                                 Py_ssize_t j) noexcept nogil:
+    """``d2`` plus the squared distance of rows i and j of ``block``, column by column."""
+    cdef double d
+    cdef Py_ssize_t col
+    for col in range(block.shape[1]):
+        d = block[j, col] - block[i, col]
+        d2 = d2 + d * d
+    return d2
+
+
+def nearest_listed(const double[:, ::1] block, const int64_t[:, ::1] listed,
                    const double[:, ::1] base_d2, const double[::1] bound,
                    const double[::1] u, int64_t[::1] out, char[::1] unsure):
     """Nearest joint neighbour among each row's listed base neighbours.
@@ -26,14 +38,13 @@ def nearest_listed(const double[::1] column, const int64_t[:, ::1] listed,
     ``listed[i]`` holds base neighbours of i in increasing base distance, whose
     squared base distances are ``base_d2[i]``. Rows whose nearest joint distance is
     not certified below ``bound[i]`` (the base distance of the unlisted points) are
-    flagged in ``unsure`` and left for an exhaustive search.
+    flagged in ``unsure`` and left for another search.
     """
     cdef Py_ssize_t n = listed.shape[0], k = listed.shape[1], i, j, stop
-    cdef double best, d, d2, c
+    cdef double best, d2
     cdef int64_t count, r
     with nogil:
         for i in range(n):
-            c = column[i]
             best = INFINITY
             count = 0
             stop = k
@@ -41,8 +52,7 @@ def nearest_listed(const double[::1] column, const int64_t[:, ::1] listed,
                 if base_d2[i, j] * (1 - SLACK) > best:
                     stop = j
                     break
-                d = column[listed[i, j]] - c
-                d2 = base_d2[i, j] + d * d
+                d2 = _add_block_d2(base_d2[i, j], block, i, listed[i, j])
                 if d2 < best:
                     best = d2
                     count = 1
@@ -53,27 +63,14 @@ def nearest_listed(const double[::1] column, const int64_t[:, ::1] listed,
             if count > 1 and not unsure[i]:
                 r = _draw(u[i], count)
                 for j in range(stop):
-                    d = column[listed[i, j]] - c
-                    if base_d2[i, j] + d * d == best:
+                    if _add_block_d2(base_d2[i, j], block, i, listed[i, j]) == best:
                         if r == 0:
                             out[i] = listed[i, j]
                             break
                         r -= 1
 
 
-cdef inline double _joint_d2(const double[:, ::1] base, const double[::1] column,
-                             Py_ssize_t i, Py_ssize_t j) noexcept nogil:
-    """Squared joint distance of points i and j, base columns first."""
-    cdef double d, d2 = 0.0
-    cdef Py_ssize_t col
-    for col in range(base.shape[1]):
-        d = base[j, col] - base[i, col]
-        d2 = d2 + d * d
-    d = column[j] - column[i]
-    return d2 + d * d
-
-
-def nearest_exhaustive(const double[:, ::1] base, const double[::1] column,
+def nearest_exhaustive(const double[:, ::1] base, const double[:, ::1] block,
                        const int64_t[::1] rows, const double[::1] u, int64_t[::1] out):
     """Nearest joint neighbour of the given rows among all points, by brute force."""
     cdef Py_ssize_t n = base.shape[0], a, i, j
@@ -87,7 +84,7 @@ def nearest_exhaustive(const double[:, ::1] base, const double[::1] column,
             for j in range(n):
                 if j == i:
                     continue
-                d2 = _joint_d2(base, column, i, j)
+                d2 = _add_block_d2(_add_block_d2(0.0, base, i, j), block, i, j)
                 if d2 < best:
                     best = d2
                     count = 1
@@ -97,7 +94,8 @@ def nearest_exhaustive(const double[:, ::1] base, const double[::1] column,
             if count > 1:
                 r = _draw(u[i], count)
                 for j in range(n):
-                    if j != i and _joint_d2(base, column, i, j) == best:
+                    if j != i and \
+                            _add_block_d2(_add_block_d2(0.0, base, i, j), block, i, j) == best:
                         if r == 0:
                             out[i] = j
                             break
@@ -105,12 +103,12 @@ def nearest_exhaustive(const double[:, ::1] base, const double[::1] column,
 
 
 def nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
-                        const double[::1] sorted_column, const double[::1] u,
+                        const double[:, ::1] sorted_block, const double[::1] u,
                         Py_ssize_t max_scan, int64_t[::1] out, char[::1] unsure):
     """Nearest joint neighbour when the base is one-dimensional.
 
-    Both the base and the candidate column are given in the base's sorted order
-    (``sorted_base[k]`` and ``sorted_column[k]`` belong to point ``order[k]``). Walks
+    Both the base and the candidate block are given in the base's sorted order
+    (``sorted_base[k]`` and ``sorted_block[k]`` belong to point ``order[k]``). Walks
     outwards from each point through the sorted base values, always taking the side
     with the smaller base gap, and stops once the squared gap alone exceeds the best
     joint distance: exact, duplicates included. A row that needs more than
@@ -118,13 +116,12 @@ def nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
     (indexed by point) and left for another search.
     """
     cdef Py_ssize_t n = sorted_base.shape[0], k, lo, hi, j, scanned, found
-    cdef double best, b, c, gap_lo, gap_hi, g2, d, d2
+    cdef double best, b, gap_lo, gap_hi, g2, d2
     cdef int64_t count, r, seen
     cdef int second_pass
     with nogil:
         for k in range(n):
             b = sorted_base[k]
-            c = sorted_column[k]
             best = INFINITY
             count = 0
             r = -1
@@ -154,8 +151,7 @@ def nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
                         unsure[order[k]] = 1
                         break
                     scanned += 1
-                    d = sorted_column[j] - c
-                    d2 = g2 + d * d
+                    d2 = _add_block_d2(g2, sorted_block, k, j)
                     if second_pass:
                         if d2 == best:
                             if seen == r:

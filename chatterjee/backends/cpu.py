@@ -245,11 +245,12 @@ def _shared_row_fraction(points):
 
 
 class SharedBaseSearch:
-    """Exact nearest neighbours in ``(base, column)`` for many candidate columns.
+    """Exact nearest neighbours in ``(base, candidate)`` for many candidates.
 
     Forward selection asks, at every step, for the neighbour graph of the selected
-    block X_S joined with each remaining column; the base block's structure is
-    prepared once per step and shared by all candidates, in compiled kernels:
+    block X_S joined with each remaining candidate (one column, or a group of
+    columns); the base block's structure is prepared once per step and shared by all
+    candidates, in compiled kernels:
 
     * a one-dimensional base is sorted; each point walks outwards through the
       sorted base values, nearest gap first, until the gap alone exceeds its best
@@ -305,12 +306,13 @@ class SharedBaseSearch:
             self.base_d2.max(axis=1) * (1 - 1e-12) if k < n - 1 else np.full(n, np.inf)
         )
 
-    def neighbors(self, column, u):
-        """Nearest neighbour of every point in the space ``(base, column)``.
+    def neighbors(self, block, u):
+        """Nearest neighbour of every point in the space ``(base, block)``.
 
         Parameters
         ----------
-        column : ndarray of shape (n,)
+        block : ndarray of shape (n,) or (n, g)
+            The candidate's column(s).
         u : ndarray of shape (n,)
             One uniform [0, 1) draw per point for tie-breaking.
 
@@ -320,25 +322,25 @@ class SharedBaseSearch:
         """
         from ._joint import nearest_exhaustive, nearest_listed, nearest_sorted_base
 
-        n = column.shape[0]
+        block = np.ascontiguousarray(block.reshape(block.shape[0], -1), dtype=np.float64)
+        n = block.shape[0]
         if self.crowded:
             return nearest_neighbors_kdtree(
-                np.column_stack((self.base, column)), u, workers=self.workers
+                np.column_stack((self.base, block)), u, workers=self.workers
             )
-        column = np.ascontiguousarray(column, dtype=np.float64)
         neighbors = np.empty(n, dtype=np.int64)
         unsure = np.zeros(n, dtype=np.int8)
         if self.base.shape[1] == 1:
-            nearest_sorted_base(self.sorted_base, self.order, column[self.order], u,
+            nearest_sorted_base(self.sorted_base, self.order, block[self.order], u,
                                 _MAX_SWEEP, neighbors, unsure)
         else:
-            nearest_listed(column, self.listed, self.base_d2, self.bound, u, neighbors,
+            nearest_listed(block, self.listed, self.base_d2, self.bound, u, neighbors,
                            unsure)
         rows = np.flatnonzero(unsure)
         if rows.shape[0] <= _EXHAUSTIVE_ROWS:
-            nearest_exhaustive(self.base, column, rows, u, neighbors)
+            nearest_exhaustive(self.base, block, rows, u, neighbors)
         else:
             neighbors[rows] = nearest_neighbors_kdtree(
-                np.column_stack((self.base, column)), u, workers=self.workers, rows=rows
+                np.column_stack((self.base, block)), u, workers=self.workers, rows=rows
             )
         return neighbors
