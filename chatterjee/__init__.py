@@ -1,7 +1,8 @@
 """chatterjee: rank-based conditional dependence.
 
 Chatterjee's xi, Azadkia and Chatterjee's CODEC T(Y, Z | X) and its randomized
-variant L-CODEC, FOCI and L-FOCI forward selection, and scikit-learn selectors.
+variant L-CODEC, FOCI and L-FOCI forward selection, scikit-learn selectors, and
+Markov blankets.
 Importing the package loads NumPy only: SciPy's and scikit-learn's heavy modules are
 loaded on first use, torch and cupy never unless asked for.
 """
@@ -12,6 +13,7 @@ import importlib
 # need NumPy), so that ``chatterjee.codec`` is always the function, never the module.
 from ._results import CodecResult, XiResult
 from ._validation import ConstantInputWarning
+from .blanket import BlanketResult, markov_blanket, markov_blankets, plot_blanket_graph
 from .codec import codec
 from .foci import FociResult, foci, lfoci
 from .lcodec import lcodec
@@ -25,6 +27,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "BlanketResult",
     "CodecResult",
     "ConstantInputWarning",
     "FOCISelector",
@@ -35,6 +38,9 @@ __all__ = [
     "foci",
     "lcodec",
     "lfoci",
+    "markov_blanket",
+    "markov_blankets",
+    "plot_blanket_graph",
     "xi",
 ]
 

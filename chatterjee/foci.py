@@ -64,6 +64,23 @@ def standardize_columns(X, standardize):
     return X
 
 
+def prepare_features(X, standardize, noise_scale, rng):
+    """The features FOCI searches: standardized, optionally jittered, safely scaled.
+
+    Constant columns are left as they are. With ``noise_scale`` (L-FOCI), Gaussian
+    noise below each column's smallest decisive difference breaks ties (see
+    :func:`chatterjee.lcodec`). Returns a new float64 array.
+    """
+    usable = np.ptp(X, axis=0) > 0
+    X = np.array(X, dtype=np.float64)
+    X[:, usable] = standardize_columns(X[:, usable], standardize)
+    if noise_scale is not None:
+        X[:, usable] += rng.normal(size=(X.shape[0], usable.sum())) * noise_scales(
+            X[:, usable], noise_scale
+        )
+    return moderate_scale(X)
+
+
 def _check_groups(groups, p):
     """Candidate labels (sorted) and, for each, its columns; each column alone if None."""
     if groups is None:
@@ -132,7 +149,7 @@ def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jo
     X, y, labels, members, max_features, names = _check_foci_args(
         X, y, groups, max_features, stop, standardize
     )
-    n, p = X.shape
+    n = X.shape[0]
     rng = check_random_state(random_state)
     R, L = max_ranks(y)
 
@@ -155,14 +172,7 @@ def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jo
             stacklevel=3,
         )
     members = [columns[~constant[columns]] for columns in members]
-    usable = ~constant
-    X = np.array(X, dtype=np.float64)
-    X[:, usable] = standardize_columns(X[:, usable], standardize)
-    if noise_scale is not None:
-        X[:, usable] += rng.normal(size=(n, usable.sum())) * noise_scales(
-            X[:, usable], noise_scale
-        )
-    X = moderate_scale(X)
+    X = prepare_features(X, standardize, noise_scale, rng)
 
     remaining = [c for c in range(labels.shape[0]) if members[c].shape[0]]
     n_chunks = max(1, min(effective_n_jobs(n_jobs), len(remaining)))

@@ -1,0 +1,254 @@
+"""Markov blankets by forward selection (FOCI) and backward pruning, and blanket graphs."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import check_random_state
+from .codec import codec
+from .foci import FociResult, _check_foci_args, foci, prepare_features
+
+__all__ = ["BlanketResult", "markov_blanket", "markov_blankets", "plot_blanket_graph"]
+
+
+@dataclass(frozen=True)
+class BlanketResult:
+    """Result of :func:`markov_blanket`.
+
+    Attributes
+    ----------
+    blanket : ndarray
+        The estimated Markov blanket: column indices, or group labels when
+        ``groups`` was given, in sorted order.
+    forward : FociResult
+        The forward selection it started from.
+    pruned : ndarray
+        Members of the forward selection removed by the backward pass, in the
+        order they were removed.
+    pruning_scores : ndarray of float
+        T_n(Y, X_m | X_rest) of each removed member at its removal (all <= 0).
+    """
+
+    blanket: np.ndarray
+    forward: FociResult
+    pruned: np.ndarray
+    pruning_scores: np.ndarray
+
+
+def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
+                   standardize="scale", noise_scale=1e-4, random_state=None,
+                   n_jobs=None, verbose=0):
+    """Estimate the Markov blanket of ``y`` among the columns (or groups) of ``X``.
+
+    The Markov blanket is the smallest set S of variables such that y is
+    independent of the others given X_S. Forward selection (:func:`foci`) finds a
+    set whose addition stops raising T_n(Y, X_S); the backward pass then drops, one
+    at a time, the member m with the lowest T_n(Y, X_m | X_{S - m}) while that value
+    is <= 0 (a member that adds nothing once the others are known: typically one
+    picked early that later picks made redundant).
+
+    Parameters
+    ----------
+    X : array_like of shape (n_samples, n_features)
+        Candidate variables.
+    y : array_like of shape (n_samples,)
+        The target variable.
+    groups : array_like of shape (n_features,), default=None
+        A label per column; columns with the same label form one variable (see
+        :func:`foci`). The blanket is then a set of labels.
+    prune : bool, default=True
+        Run the backward pass.
+    randomized : bool, default=False
+        Use L-FOCI: break ties with noise once (see :func:`lfoci`) and run both
+        passes on the noisy features.
+    standardize : {'scale', 'bounded'} or None, default='scale'
+        Column scaling, as in :func:`foci`.
+    noise_scale : float, default=1e-4
+        Noise of the randomized variant (ignored otherwise).
+    random_state : None, int or numpy.random.Generator, default=None
+        Seeds every random choice.
+    n_jobs : int, default=None
+        Parallel jobs over the candidates of each forward step (joblib).
+    verbose : int, default=0
+        Progress lines when positive.
+
+    Returns
+    -------
+    BlanketResult
+
+    See Also
+    --------
+    markov_blankets : the blanket of every variable, as a graph.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from chatterjee import markov_blanket
+    >>> rng = np.random.default_rng(0)
+    >>> a, b, c = rng.normal(size=(3, 2000))
+    >>> y = a + b ** 2 + 0.3 * rng.normal(size=2000)   # parents a, b
+    >>> child = y + 0.3 * rng.normal(size=2000)        # a child of y
+    >>> X = np.column_stack([a, b, c, child])
+    >>> markov_blanket(X, y, random_state=0).blanket
+    array([0, 1, 3])
+    """
+    if prune not in (True, False) or randomized not in (True, False):
+        raise ValueError("`prune` and `randomized` must be True or False.")
+    if randomized and not 0 < noise_scale <= 0.1:
+        raise ValueError(f"`noise_scale` must be in (0, 0.1], got {noise_scale!r}.")
+    X_checked, y, labels, members, _, _ = _check_foci_args(
+        X, y, groups, None, True, standardize
+    )
+    rng = check_random_state(random_state)
+    features = prepare_features(
+        X_checked, standardize, noise_scale if randomized else None, rng
+    )
+    forward = foci(features, y, groups=groups, standardize=None, random_state=rng,
+                   n_jobs=n_jobs, verbose=verbose)
+    label_position = {label: position for position, label in enumerate(labels.tolist())}
+    kept = [label_position[label] for label in forward.selected.tolist()]
+    pruned, pruning_scores = [], []
+    while prune and len(kept) > 1:
+        scores = []
+        for member in kept:
+            rest = np.concatenate([members[other] for other in kept if other != member])
+            scores.append(
+                codec(y, features[:, members[member]], features[:, rest],
+                      random_state=rng).statistic
+            )
+        weakest = int(np.nanargmin(scores))
+        if not scores[weakest] <= 0:
+            break
+        pruned.append(kept.pop(weakest))
+        pruning_scores.append(scores[weakest])
+        if verbose:
+            print(f"[blanket] pruned {labels[pruned[-1]]}: "
+                  f"T(y, it | rest) = {scores[weakest]:.4f}", flush=True)
+    return BlanketResult(
+        np.sort(labels[np.asarray(kept, dtype=np.int64)]),
+        forward,
+        labels[np.asarray(pruned, dtype=np.int64)],
+        np.asarray(pruning_scores),
+    )
+
+
+def markov_blankets(data, *, groups=None, symmetric=None, **options):
+    """The Markov blanket of every variable given all the others: a dependency graph.
+
+    Parameters
+    ----------
+    data : array_like of shape (n_samples, n_features)
+        One column per variable (NumPy array or pandas DataFrame).
+    groups : array_like of shape (n_features,), default=None
+        A label per column; columns with the same label form one variable.
+    symmetric : {None, 'and', 'or'}, default=None
+        The blanket relation is symmetric in theory but its estimates need not be.
+        None keeps the directed estimate (row i lists the blanket of variable i);
+        'and' keeps an edge found in both directions, 'or' in either.
+    **options
+        Passed to :func:`markov_blanket` (``prune``, ``randomized``,
+        ``standardize``, ``noise_scale``, ``random_state``, ``n_jobs``, ``verbose``).
+
+    Returns
+    -------
+    adjacency : ndarray of bool of shape (n_variables, n_variables), or DataFrame
+        ``adjacency[i, j]`` is True when variable j is in the blanket of variable i.
+        A pandas DataFrame labelled by variable when ``data`` is a DataFrame or
+        ``groups`` are given and pandas is installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from chatterjee import markov_blankets
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.normal(size=3000)
+    >>> b = a + 0.5 * rng.normal(size=3000)     # chain a -> b -> c
+    >>> c = b + 0.5 * rng.normal(size=3000)
+    >>> markov_blankets(np.column_stack([a, b, c]), symmetric="and", random_state=0)
+    array([[False,  True, False],
+           [ True, False,  True],
+           [False,  True, False]])
+    """
+    if symmetric not in (None, "and", "or"):
+        raise ValueError(f"`symmetric` must be None, 'and' or 'or', got {symmetric!r}.")
+    column_names = getattr(data, "columns", None)
+    values = np.asarray(data, dtype=np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"`data` must be 2-D, got shape {values.shape}.")
+    if groups is None:
+        groups = np.arange(values.shape[1])
+        names = None if column_names is None else [str(c) for c in column_names]
+    else:
+        groups = np.asarray(groups)
+        if groups.shape != (values.shape[1],):
+            raise ValueError("`groups` must give one label per column of `data`.")
+        names = [str(label) for label in np.unique(groups)]
+    labels = np.unique(groups)
+    options["random_state"] = check_random_state(options.get("random_state"))
+    adjacency = np.zeros((labels.size, labels.size), dtype=bool)
+    for i, label in enumerate(labels):
+        target_columns = groups == label
+        if target_columns.sum() != 1:
+            raise ValueError(
+                "Each target variable must be one column: the coefficient's response "
+                f"is scalar, and variable {label!r} has {target_columns.sum()} columns."
+            )
+        result = markov_blanket(values[:, ~target_columns], values[:, target_columns][:, 0],
+                                groups=groups[~target_columns], **options)
+        adjacency[i, np.searchsorted(labels, result.blanket)] = True
+    if symmetric == "and":
+        adjacency &= adjacency.T
+    elif symmetric == "or":
+        adjacency |= adjacency.T
+    if names is not None:
+        try:
+            import pandas as pd
+        except ImportError:
+            return adjacency
+        return pd.DataFrame(adjacency, index=names, columns=names)
+    return adjacency
+
+
+def plot_blanket_graph(adjacency, labels=None, *, ax=None):
+    """Draw a blanket graph (from :func:`markov_blankets`) on a circle.
+
+    Requires matplotlib. Edges found in both directions are drawn as plain lines,
+    one-way edges as arrows from a variable to a member of its blanket.
+
+    Parameters
+    ----------
+    adjacency : array_like of bool of shape (m, m) or DataFrame
+    labels : sequence of str, default=None
+        Node names (a DataFrame's index by default, else 0..m-1).
+    ax : matplotlib Axes, default=None
+        Where to draw (a new figure when None).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import matplotlib.pyplot as plt
+
+    if labels is None:
+        labels = list(getattr(adjacency, "index", range(len(adjacency))))
+    adjacency = np.asarray(adjacency, dtype=bool)
+    m = adjacency.shape[0]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5))
+    angle = 2 * np.pi * np.arange(m) / max(m, 1)
+    xy = np.column_stack([np.cos(angle), np.sin(angle)])
+    for i in range(m):
+        for j in range(m):
+            if not adjacency[i, j] or (adjacency[j, i] and j < i):
+                continue
+            if adjacency[j, i]:
+                ax.plot(*xy[[i, j]].T, color="0.3", zorder=1)
+            else:
+                ax.annotate("", xy=xy[j], xytext=xy[i], zorder=1,
+                            arrowprops=dict(arrowstyle="->", color="0.5"))
+    ax.scatter(*xy.T, s=600, color="white", edgecolor="black", zorder=2)
+    for (x, y), label in zip(xy, labels):
+        ax.text(x, y, str(label), ha="center", va="center", zorder=3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return ax

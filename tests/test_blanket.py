@@ -1,0 +1,108 @@
+"""Markov blankets: forward selection, backward pruning and the blanket graph."""
+
+import numpy as np
+import pytest
+
+from chatterjee import markov_blanket, markov_blankets, plot_blanket_graph
+from chatterjee.datasets import make_bullseye
+
+
+def _linear_gaussian_dag(n, seed):
+    """a -> c <- b, c -> d, and an isolated e: blankets a:{b,c}, b:{a,c}, c:{a,b,d}, d:{c}."""
+    rng = np.random.default_rng(seed)
+    a, b, e = rng.normal(size=(3, n))
+    c = a + b + 0.3 * rng.normal(size=n)
+    d = c + 0.3 * rng.normal(size=n)
+    return np.column_stack([a, b, c, d, e])
+
+
+def test_blanket_graph_of_a_linear_gaussian_dag():
+    data = _linear_gaussian_dag(3000, 0)
+    truth = np.zeros((5, 5), dtype=bool)
+    for i, j in [(0, 1), (0, 2), (1, 2), (2, 3)]:
+        truth[i, j] = truth[j, i] = True
+    found = markov_blankets(data, symmetric="and", random_state=0)
+    np.testing.assert_array_equal(found, truth)
+    directed = markov_blankets(data, random_state=0)
+    assert directed.dtype == bool and directed.shape == (5, 5)
+    assert not directed.diagonal().any()
+    np.testing.assert_array_equal(
+        markov_blankets(data, symmetric="or", random_state=0), directed | directed.T
+    )
+
+
+def test_bullseye_blanket_on_the_block_norms():
+    tpr, fpr = [], []
+    for seed in range(3):
+        data = make_bullseye(n_samples=5000, random_state=seed)
+        norms = np.linalg.norm(data.X.reshape(-1, 6, 3), axis=2)
+        found = set(markov_blanket(norms, data.y, random_state=seed).blanket.tolist())
+        tpr.append(len(found & {2, 3, 4, 5}) / 4)
+        fpr.append(len(found & {0, 1}) / 2)
+    assert np.mean(tpr) >= 0.75 and np.mean(fpr) <= 0.5
+
+
+def test_grouped_blanket_returns_labels():
+    data = make_bullseye(n_samples=1000, random_state=0)
+    result = markov_blanket(data.X, data.y, groups=data.groups, random_state=0)
+    assert set(result.blanket.tolist()) <= set(range(6))
+    assert result.blanket.size >= 1
+    assert result.forward.selected.size >= result.blanket.size
+
+
+def test_pruning_removes_a_member_made_redundant():
+    # y depends on (u, v); w = u + v is picked first (it explains most of y), then u and
+    # v; given u and v, w adds nothing, and the backward pass must see that.
+    rng = np.random.default_rng(5)
+    n = 3000
+    u, v = rng.uniform(-1, 1, size=(2, n))
+    w = u + v + 0.05 * rng.normal(size=n)
+    y = np.sin(3 * u) + v + 0.05 * rng.normal(size=n)
+    X = np.column_stack([w, u, v])
+    kept = markov_blanket(X, y, random_state=0)
+    unpruned = markov_blanket(X, y, prune=False, random_state=0)
+    assert set(unpruned.blanket.tolist()) == set(unpruned.forward.selected.tolist())
+    if 0 in unpruned.blanket.tolist():
+        assert 0 in kept.pruned.tolist()
+        assert np.all(kept.pruning_scores <= 0)
+    assert set(kept.blanket.tolist()) == {1, 2}
+
+
+def test_randomized_blanket_on_tied_data_is_seeded():
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 3, size=(1500, 5)).astype(float)
+    y = X[:, 1] + 2 * X[:, 3] + rng.normal(size=1500) * 0.2
+    first = markov_blanket(X, y, randomized=True, random_state=4)
+    again = markov_blanket(X, y, randomized=True, random_state=4)
+    np.testing.assert_array_equal(first.blanket, again.blanket)
+    assert {1, 3} <= set(first.blanket.tolist())
+
+
+def test_dataframe_in_labelled_adjacency_out():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(_linear_gaussian_dag(1500, 1), columns=list("abcde"))
+    found = markov_blankets(frame, symmetric="and", random_state=0)
+    assert list(found.index) == list("abcde") and list(found.columns) == list("abcde")
+    assert found.loc["c", "d"] and not found.loc["e"].any()
+
+
+def test_bad_input():
+    data = _linear_gaussian_dag(100, 0)
+    with pytest.raises(ValueError, match="symmetric"):
+        markov_blankets(data, symmetric="both")
+    with pytest.raises(ValueError, match="prune"):
+        markov_blanket(data[:, 1:], data[:, 0], prune="yes")
+    with pytest.raises(ValueError, match="noise_scale"):
+        markov_blanket(data[:, 1:], data[:, 0], randomized=True, noise_scale=1.0)
+    with pytest.raises(ValueError, match="one column"):
+        markov_blankets(data, groups=[0, 0, 1, 2, 3])
+
+
+def test_plot_blanket_graph():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    adjacency = np.array([[0, 1, 0], [1, 0, 1], [0, 0, 0]], dtype=bool)
+    ax = plot_blanket_graph(adjacency, labels=["a", "b", "c"])
+    assert [t.get_text() for t in ax.texts if t.get_text()] == ["a", "b", "c"]
+    assert len(ax.lines) == 1  # a - b, found both ways
+    assert len([t for t in ax.texts if not t.get_text()]) == 1  # the arrow b -> c
