@@ -13,7 +13,11 @@ for every seed and the random stream never depends on the path taken.
   its minimal distance with probability proportional to their multiplicity, then a
   member of the chosen site uniformly. When the query does not show the whole set of
   equidistant sites (the farthest returned one is still at the minimal distance),
-  the query is repeated for those rows with more neighbours until it does.
+  the query is repeated for those rows with more neighbours until it does. Rows
+  whose second neighbour is strictly nearer than the third need no tie handling.
+* Forward selection: :class:`SharedBaseSearch` reuses the selected block's structure
+  for every candidate of a step (compiled kernels in ``_joint.pyx``), with the same
+  tie rule.
 """
 
 import numpy as np
