@@ -1,10 +1,31 @@
-"""Command line: ``python -m chatterjee demo``."""
+"""Command line of ``chatterjee``: ``chatterjee demo``, ``select``, ``codec``, ``blanket``.
+
+Without a data file, ``select``, ``codec`` and ``blanket`` use scikit-learn's bundled
+diabetes data (ten features and the response column ``target``).
+"""
 
 import argparse
+import contextlib
+import json
 import sys
 import time
 
 import numpy as np
+
+DEFAULT_DATA_HELP = (
+    "CSV file with a header row (read with pandas). Without it, scikit-learn's bundled "
+    "diabetes data is used: columns age, sex, bmi, bp, s1..s6 and the response "
+    "'target' (n = 442)."
+)
+
+
+class CliError(Exception):
+    """A user error: reported as one ``chatterjee: error:`` line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CliError(message)
 
 
 def _demo(args):
@@ -48,15 +69,301 @@ def _demo(args):
     return 0
 
 
-def main(argv=None):
-    """Entry point of the ``chatterjee`` command."""
-    parser = argparse.ArgumentParser(prog="chatterjee", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+# ---------------------------------------------------------------- data handling
+
+def _load_frame(path):
+    """The data as a DataFrame: the CSV at ``path``, or the bundled diabetes data."""
+    import pandas as pd
+
+    if path is None:
+        from sklearn.datasets import load_diabetes
+
+        return load_diabetes(as_frame=True).frame, "diabetes (scikit-learn, built in)"
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise CliError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise CliError(f"{path} is a directory, not a CSV file") from None
+    except pd.errors.EmptyDataError:
+        raise CliError(f"{path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        detail = " ".join(str(exc).split())
+        raise CliError(f"cannot parse {path} as CSV: {detail}") from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if frame.shape[1] == 0:
+        raise CliError(f"{path} has no columns")
+    if frame.shape[0] == 0:
+        raise CliError(f"{path} has a header but no data rows")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame, path
+
+
+def _numeric_columns(frame):
+    import pandas as pd
+
+    return [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+
+
+def _check_columns(frame, names, what):
+    """Check that the explicitly named columns exist and are numeric."""
+    import pandas as pd
+
+    for name in names:
+        if name not in frame.columns:
+            available = ", ".join(frame.columns)
+            raise CliError(f"{what}: no column {name!r} (columns: {available})")
+        if not pd.api.types.is_numeric_dtype(frame[name]):
+            raise CliError(f"{what}: column {name!r} is not numeric "
+                           f"(dtype {frame[name].dtype})")
+
+
+def _split_names(text, option):
+    names = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(not part for part in names):
+        raise CliError(f"{option}: expected comma-separated column names, got {text!r}")
+    return names
+
+
+def _complete_rows(frame, columns):
+    """The rows of ``columns`` with no missing value, as float64 (a note if some drop)."""
+    block = frame[columns]
+    complete = block.dropna()
+    dropped = block.shape[0] - complete.shape[0]
+    if complete.shape[0] < 2:
+        raise CliError(f"fewer than 2 rows without missing values in columns "
+                       f"{', '.join(columns)}")
+    if dropped:
+        print(f"chatterjee: note: dropped {dropped} row(s) with missing values",
+              file=sys.stderr)
+    return complete.astype(np.float64)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") \
+            from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _float(value):
+    return None if not np.isfinite(value) else float(value)
+
+
+# ---------------------------------------------------------------- commands
+
+def _select(args):
+    from .foci import foci, lfoci
+
+    frame, source = _load_frame(args.data)
+    _check_columns(frame, [args.target], "--target")
+    candidates = [c for c in _numeric_columns(frame) if c != args.target]
+    if not candidates:
+        raise CliError(f"no numeric column besides {args.target!r} to select from")
+    data = _complete_rows(frame, [args.target] + candidates)
+    X, y = data[candidates], data[args.target].to_numpy()
+
+    groups = None
+    if args.groups_from_prefix is not None:
+        if not args.groups_from_prefix:
+            raise CliError("--groups-from-prefix: the separator must not be empty")
+        # A column without a non-empty prefix is a candidate of its own.
+        groups = np.array([c.split(args.groups_from_prefix, 1)[0] or c for c in candidates],
+                          dtype=object)
+    n_candidates = len(candidates) if groups is None else len(set(groups))
+    what = ("feature" if groups is None else "group") + ("s" if n_candidates != 1 else "")
+    if args.max_features is not None and args.max_features > n_candidates:
+        raise CliError(f"--max-features: {args.max_features} is more than the "
+                       f"{n_candidates} candidate {what}")
+
+    select = lfoci if args.randomized else foci
+    name = "L-FOCI" if args.randomized else "FOCI"
+    if not args.json:
+        print(f"{name} on {source}: target {args.target!r}, n = {len(y)}, "
+              f"{n_candidates} candidate {what}")
+    start = time.perf_counter()
+    # Progress goes to stderr (foci prints it to stdout), and not at all with --json.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = select(X, y, groups=groups, max_features=args.max_features,
+                        stop=not args.no_stop, random_state=args.seed,
+                        verbose=0 if args.json else 1)
+    elapsed = time.perf_counter() - start
+
+    if groups is None:
+        selected = [str(n) for n in result.feature_names]
+    else:
+        selected = [str(label) for label in result.selected]
+    if args.json:
+        output = {"selected": selected,
+                  "scores": [_float(s) for s in result.scores],
+                  "gains": [_float(g) for g in result.gains]}
+        if groups is not None:
+            output["columns"] = [str(n) for n in result.feature_names]
+        print(json.dumps(output))
+        return 0
+    if not selected:
+        print("No feature selected.")
+        return 0
+    width = max(8, *(len(s) for s in selected))
+    header = f"{'step':>4}  {'feature':>{width}}  {'T(y, selected)':>14}  {'gain':>8}"
+    print(header)
+    print("-" * len(header))
+    for step, (label, score, gain) in enumerate(
+        zip(selected, result.scores, result.gains), start=1
+    ):
+        print(f"{step:>4}  {label:>{width}}  {score:14.3f}  {gain:8.3f}")
+    print(f"({elapsed:.2f} s)")
+    return 0
+
+
+def _codec(args):
+    from .codec import codec
+
+    frame, source = _load_frame(args.data)
+    z = _split_names(args.z, "--z")
+    x = _split_names(args.x, "--x") if args.x is not None else []
+    _check_columns(frame, [args.y], "--y")
+    _check_columns(frame, z, "--z")
+    _check_columns(frame, x, "--x")
+    used = list(dict.fromkeys([args.y] + z + x))
+    data = _complete_rows(frame, used)
+    result = codec(data[args.y].to_numpy(), data[z].to_numpy(),
+                   data[x].to_numpy() if x else None, random_state=args.seed)
+    if args.json:
+        print(json.dumps({"T": _float(result.statistic), "n": int(result.n_samples),
+                          "y": args.y, "z": z, "x": x}))
+        return 0
+    given = f" | {', '.join(x)}" if x else ""
+    print(f"T({args.y}, {', '.join(z)}{given}) = {result.statistic:.4f}   "
+          f"n = {result.n_samples}   ({source})")
+    return 0
+
+
+def _blanket(args):
+    from .blanket import markov_blankets, plot_blanket_graph
+
+    if args.plot is not None:
+        try:
+            import matplotlib
+        except ImportError:
+            raise CliError("--plot needs matplotlib, which is not installed "
+                           "(pip install matplotlib)") from None
+        matplotlib.use("Agg")
+    frame, source = _load_frame(args.data)
+    columns = _numeric_columns(frame)
+    if len(columns) < 2:
+        raise CliError("need at least 2 numeric columns for blankets")
+    data = _complete_rows(frame, columns)
+    adjacency = markov_blankets(data, symmetric=args.symmetric, random_state=args.seed)
+    matrix = np.asarray(adjacency, dtype=bool)
+    blankets = {name: [columns[j] for j in np.flatnonzero(matrix[i])]
+                for i, name in enumerate(columns)}
+    if args.plot is not None:
+        import matplotlib.pyplot as plt
+
+        ax = plot_blanket_graph(matrix, labels=columns)
+        try:
+            ax.figure.savefig(args.plot, dpi=100, bbox_inches="tight")
+        except (OSError, ValueError) as exc:
+            raise CliError(f"--plot: cannot save {args.plot}: {exc}") from None
+        finally:
+            plt.close(ax.figure)
+    if args.json:
+        print(json.dumps({"blankets": blankets, "symmetric": args.symmetric}))
+        return 0
+    print(f"Markov blankets ({source}, n = {len(data)}"
+          + (f", symmetric = {args.symmetric}" if args.symmetric else "") + "):")
+    width = max(len(c) for c in columns)
+    for name, members in blankets.items():
+        print(f"  {name:>{width}}: {', '.join(members) if members else '(empty)'}")
+    if args.plot is not None:
+        print(f"Graph saved to {args.plot}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+def _add_common(parser):
+    parser.add_argument("data", nargs="?", default=None, metavar="data.csv",
+                        help=DEFAULT_DATA_HELP)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed for tie-breaking and randomization (default 0)")
+    parser.add_argument("--json", action="store_true", help="print JSON to stdout")
+
+
+def build_parser():
+    parser = _Parser(prog="chatterjee", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo = commands.add_parser("demo", help="dependence table of a bundled data set")
     demo.add_argument("--seed", type=int, default=0, help="seed for tie-breaking")
     demo.set_defaults(run=_demo)
-    args = parser.parse_args(argv)
-    return args.run(args)
+
+    select = commands.add_parser(
+        "select", help="FOCI forward selection of the columns a target depends on",
+        description="FOCI (or L-FOCI) forward selection: all other numeric columns "
+                    "are candidates. Without a data file it runs on scikit-learn's "
+                    "diabetes data, e.g. 'chatterjee select --target target'.")
+    _add_common(select)
+    select.add_argument("--target", required=True, metavar="COL",
+                        help="the response column ('target' in the built-in data)")
+    select.add_argument("--max-features", type=_positive_int, default=None, metavar="K",
+                        help="select at most K candidates")
+    select.add_argument("--randomized", action="store_true",
+                        help="L-FOCI: break ties with a little noise (for discrete data)")
+    select.add_argument("--no-stop", action="store_true",
+                        help="do not stop when no candidate adds dependence: rank "
+                             "candidates up to --max-features")
+    select.add_argument("--groups-from-prefix", metavar="SEP", default=None,
+                        help="columns sharing the text before the first SEP form one "
+                             "candidate picked whole (e.g. SEP '_' groups emb_0, emb_1); "
+                             "JSON output then also lists the picked 'columns'")
+    select.set_defaults(run=_select)
+
+    codec = commands.add_parser(
+        "codec", help="Azadkia-Chatterjee coefficient T(y, z | x)",
+        description="T(y, z | x), or T(y, z) without --x. Without a data file it uses "
+                    "scikit-learn's diabetes data, e.g. "
+                    "'chatterjee codec --y target --z bmi --x s5'.")
+    _add_common(codec)
+    codec.add_argument("--y", required=True, metavar="COL", help="the response column")
+    codec.add_argument("--z", required=True, metavar="COLS",
+                       help="comma-separated columns whose dependence is measured")
+    codec.add_argument("--x", default=None, metavar="COLS",
+                       help="comma-separated conditioning columns (optional)")
+    codec.set_defaults(run=_codec)
+
+    blanket = commands.add_parser(
+        "blanket", help="Markov blanket of every numeric column",
+        description="The Markov blanket of every numeric column given the others. "
+                    "Without a data file it uses scikit-learn's diabetes data "
+                    "(11 variables, target included).")
+    _add_common(blanket)
+    blanket.add_argument("--symmetric", choices=("and", "or"), default=None,
+                         help="keep an edge found in both directions (and) or in "
+                              "either (or); default: directed estimates")
+    blanket.add_argument("--plot", metavar="out.png", default=None,
+                         help="save the blanket graph as a picture (needs matplotlib)")
+    blanket.set_defaults(run=_blanket)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``chatterjee`` command; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except CliError as exc:
+        print(f"chatterjee: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"chatterjee: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

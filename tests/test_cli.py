@@ -1,0 +1,215 @@
+"""The ``chatterjee`` command line: select, codec, blanket (and demo's entry point)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatterjee.cli import main
+
+REPO_ROOT = Path(__file__).absolute().parents[1]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def chain_csv(tmp_path):
+    """A chain a -> b -> c, a noise column, a text column, an embedding pair."""
+    rng = np.random.default_rng(0)
+    n = 400
+    a = rng.normal(size=n)
+    b = a + 0.3 * rng.normal(size=n)
+    c = b ** 2 + 0.3 * rng.normal(size=n)
+    lines = ["a,b,c,noise,label,emb_0,emb_1"]
+    for i in range(n):
+        e0, e1 = rng.normal(size=2)
+        lines.append(f"{a[i]},{b[i]},{c[i]},{rng.normal()},w{i % 3},{e0},{e1}")
+    path = tmp_path / "chain.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def assert_error(code, out, err, fragment):
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("chatterjee: error:")
+    assert fragment in lines[0]
+    assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------ select
+
+def test_select_builtin_table(capsys):
+    code, out, err = run(capsys, "select", "--target", "target")
+    assert code == 0
+    assert "diabetes" in out and "T(y, selected)" in out
+    assert "bmi" in out
+    assert "[foci] step 1" in err  # progress on stderr, not stdout
+    assert "[foci]" not in out
+
+
+def test_select_builtin_json(capsys):
+    code, out, err = run(capsys, "select", "--target", "target", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert set(result) == {"selected", "scores", "gains"}
+    assert "bmi" in result["selected"]
+    assert len(result["scores"]) == len(result["gains"]) == len(result["selected"])
+    assert result["gains"][0] == pytest.approx(result["scores"][0])
+    assert "[foci]" not in err
+
+
+def test_select_csv_options(capsys, chain_csv):
+    code, out, _ = run(capsys, "select", str(chain_csv), "--target", "c", "--json")
+    assert code == 0
+    assert json.loads(out)["selected"][0] == "b"  # text column skipped silently
+
+    code, out, _ = run(capsys, "select", str(chain_csv), "--target", "c", "--no-stop",
+                       "--max-features", "3", "--json")
+    assert code == 0
+    assert len(json.loads(out)["selected"]) == 3
+
+    code, out, _ = run(capsys, "select", str(chain_csv), "--target", "c", "--randomized",
+                       "--seed", "3", "--json")
+    assert code == 0
+    assert json.loads(out)["selected"][0] == "b"
+
+
+def test_select_groups_from_prefix(capsys, chain_csv):
+    code, out, _ = run(capsys, "select", str(chain_csv), "--target", "c", "--no-stop",
+                       "--groups-from-prefix", "_", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert sorted(result["selected"]) == ["a", "b", "emb", "noise"]
+    assert {"emb_0", "emb_1"} <= set(result["columns"])
+
+
+def test_module_subprocess_json():
+    proc = subprocess.run(
+        [sys.executable, "-m", "chatterjee", "select", "--target", "target", "--json"],
+        check=False, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["selected"] and len(result["scores"]) == len(result["selected"])
+
+
+# ------------------------------------------------------------------ codec
+
+def test_codec_builtin(capsys):
+    code, out, _ = run(capsys, "codec", "--y", "target", "--z", "bmi", "--x", "s5")
+    assert code == 0
+    assert "T(target, bmi | s5) =" in out and "n = 442" in out
+
+
+def test_codec_json(capsys, chain_csv):
+    code, out, _ = run(capsys, "codec", str(chain_csv), "--y", "c", "--z", "a,b",
+                       "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["n"] == 400 and result["z"] == ["a", "b"] and result["x"] == []
+    assert result["T"] > 0.5
+    code, out, _ = run(capsys, "codec", str(chain_csv), "--y", "c", "--z", "a",
+                       "--x", "b", "--json")
+    assert code == 0
+    assert json.loads(out)["T"] < 0.2  # c is independent of a given b
+
+
+# ------------------------------------------------------------------ blanket
+
+def test_blanket_csv(capsys, chain_csv):
+    code, out, _ = run(capsys, "blanket", str(chain_csv), "--symmetric", "and", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["symmetric"] == "and"
+    assert set(result["blankets"]) == {"a", "b", "c", "noise", "emb_0", "emb_1"}
+    assert "b" in result["blankets"]["a"] and "b" in result["blankets"]["c"]
+    code, out, _ = run(capsys, "blanket", str(chain_csv))
+    assert code == 0
+    assert "Markov blankets" in out
+
+
+def test_blanket_plot(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "graph.png"
+    code, out, _ = run(capsys, "blanket", "--symmetric", "or", "--plot", str(target))
+    assert code == 0
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "target" in out
+
+
+def test_blanket_plot_without_matplotlib(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, out, err = run(capsys, "blanket", "--plot", "x.png")
+    assert_error(code, out, err, "matplotlib")
+
+
+# ------------------------------------------------------------------ errors
+
+def test_error_missing_file(capsys, tmp_path):
+    assert_error(*run(capsys, "select", str(tmp_path / "nope.csv"), "--target", "a"),
+                 "no such file")
+
+
+def test_error_empty_file(capsys, tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    assert_error(*run(capsys, "codec", str(path), "--y", "a", "--z", "b"), "empty")
+    path.write_text("a,b\n")
+    assert_error(*run(capsys, "select", str(path), "--target", "a"), "no data rows")
+
+
+def test_error_bad_csv(capsys, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text('a,b\n1,2\n"3,4\n')
+    assert_error(*run(capsys, "select", str(path), "--target", "a"), "cannot parse")
+    path.write_bytes(b"a,b\n1,\xff\xfe\n")
+    assert_error(*run(capsys, "blanket", str(path)), "cannot parse")
+    assert_error(*run(capsys, "blanket", str(tmp_path)), "directory")
+
+
+def test_error_missing_column(capsys, chain_csv):
+    assert_error(*run(capsys, "select", str(chain_csv), "--target", "zz"),
+                 "no column 'zz'")
+    assert_error(*run(capsys, "codec", str(chain_csv), "--y", "c", "--z", "a,zz"),
+                 "--z: no column 'zz'")
+    assert_error(*run(capsys, "codec", "--y", "target", "--z", "bmi", "--x", "qq"),
+                 "--x: no column 'qq'")
+
+
+def test_error_non_numeric_column(capsys, chain_csv):
+    assert_error(*run(capsys, "select", str(chain_csv), "--target", "label"),
+                 "'label' is not numeric")
+    assert_error(*run(capsys, "codec", str(chain_csv), "--y", "c", "--z", "label"),
+                 "'label' is not numeric")
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("0", "positive integer"), ("-2", "positive integer"), ("abc", "positive integer"),
+    ("1.5", "positive integer"), ("11", "more than the 10 candidate"),
+])
+def test_error_bad_max_features(capsys, value, fragment):
+    assert_error(*run(capsys, "select", "--target", "target", "--max-features", value),
+                 fragment)
+
+
+def test_error_usage(capsys):
+    assert_error(*run(capsys), "command")
+    assert_error(*run(capsys, "select"), "--target")
+    assert_error(*run(capsys, "blanket", "--symmetric", "xor"), "invalid choice")
+
+
+def test_help_mentions_builtin_data(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["select", "--help"])
+    assert exit_info.value.code == 0
+    assert "diabetes" in capsys.readouterr().out
