@@ -6,6 +6,7 @@ import numpy as np
 
 from ._validation import check_random_state
 from .codec import codec
+from .lcodec import lcodec
 from .foci import FociResult, _check_foci_args, foci, prepare_features
 
 __all__ = ["BlanketResult", "markov_blanket", "markov_blankets", "plot_blanket_graph"]
@@ -59,8 +60,10 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
     prune : bool, default=True
         Run the backward pass.
     randomized : bool, default=False
-        Use L-FOCI: break ties with noise once (see :func:`lfoci`) and run both
-        passes on the noisy features.
+        Use L-FOCI for the forward pass (ties broken by noise drawn once, see
+        :func:`lfoci`) and :func:`lcodec` with fresh noise for the backward pass.
+        Fresh noise matters: with the forward pass's noise, a member admitted by a
+        lucky draw would look useful again to the backward pass.
     standardize : {'scale', 'bounded'} or None, default='scale'
         Column scaling, as in :func:`foci`.
     noise_scale : float, default=1e-4
@@ -100,10 +103,10 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
         X, y, groups, None, True, standardize
     )
     rng = check_random_state(random_state)
-    features = prepare_features(
-        X_checked, standardize, noise_scale if randomized else None, rng
-    )
-    forward = foci(features, y, groups=groups, standardize=None, random_state=rng,
+    features = prepare_features(X_checked, standardize, None, rng)
+    searched = prepare_features(X_checked, standardize, noise_scale, rng) if randomized \
+        else features
+    forward = foci(searched, y, groups=groups, standardize=None, random_state=rng,
                    n_jobs=n_jobs, verbose=verbose)
     label_position = {label: position for position, label in enumerate(labels.tolist())}
     kept = [label_position[label] for label in forward.selected.tolist()]
@@ -112,9 +115,11 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
         scores = []
         for member in kept:
             rest = np.concatenate([members[other] for other in kept if other != member])
+            block, given = features[:, members[member]], features[:, rest]
             scores.append(
-                codec(y, features[:, members[member]], features[:, rest],
-                      random_state=rng).statistic
+                lcodec(y, block, given, noise_scale=noise_scale, random_state=rng).statistic
+                if randomized
+                else codec(y, block, given, random_state=rng).statistic
             )
         weakest = int(np.nanargmin(scores))
         if not scores[weakest] <= 0:
