@@ -7,7 +7,7 @@ import numpy as np
 from ._validation import check_random_state
 from .codec import codec
 from .lcodec import lcodec
-from .foci import FociResult, _check_foci_args, foci, prepare_features
+from .foci import FociResult, check_foci_args, foci, prepare_features
 
 __all__ = ["BlanketResult", "markov_blanket", "markov_blankets", "plot_blanket_graph"]
 
@@ -99,7 +99,7 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
         raise ValueError("`prune` and `randomized` must be True or False.")
     if randomized and not 0 < noise_scale <= 0.1:
         raise ValueError(f"`noise_scale` must be in (0, 0.1], got {noise_scale!r}.")
-    X_checked, y, labels, members, _, _ = _check_foci_args(
+    X_checked, y, labels, members, _, _ = check_foci_args(
         X, y, groups, None, True, standardize
     )
     rng = check_random_state(random_state)

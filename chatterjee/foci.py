@@ -95,7 +95,7 @@ def _check_groups(groups, p):
     return labels, [np.flatnonzero(inverse == g) for g in range(labels.shape[0])]
 
 
-def _check_foci_args(X, y, groups, max_features, stop, standardize):
+def check_foci_args(X, y, groups, max_features, stop, standardize):
     if standardize not in STANDARDIZE_OPTIONS:
         raise ValueError(
             f"`standardize` must be 'scale', 'bounded' or None, got {standardize!r}."
@@ -146,7 +146,7 @@ def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jo
     from joblib import effective_n_jobs
     from sklearn.utils.parallel import Parallel, delayed
 
-    X, y, labels, members, max_features, names = _check_foci_args(
+    X, y, labels, members, max_features, names = check_foci_args(
         X, y, groups, max_features, stop, standardize
     )
     n = X.shape[0]
