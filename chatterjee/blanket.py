@@ -104,7 +104,8 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
     )
     rng = check_random_state(random_state)
     features = prepare_features(X_checked, standardize, None, rng)
-    searched = prepare_features(X_checked, standardize, noise_scale, rng) if randomized \
+    # L-FOCI's noise goes on the standardized features (standardize=None: no rescaling).
+    searched = prepare_features(features, None, noise_scale, rng) if randomized \
         else features
     forward = foci(searched, y, groups=groups, standardize=None, random_state=rng,
                    n_jobs=n_jobs, verbose=verbose)
