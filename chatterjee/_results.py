@@ -67,3 +67,50 @@ class CodecResult(_StatisticResult):
     n_samples: int = 0
     statistics: np.ndarray | None = field(default=None, repr=False)
     null_distribution: np.ndarray | None = field(default=None, repr=False)
+
+
+class FociPathPlot:
+    """The ``plot`` method of :class:`chatterjee.FociResult`: the FOCI score path."""
+
+    def plot(self, ax=None):
+        """Draw the FOCI score path: T_n(Y, X_S) after each pick.
+
+        Step k shows the score of the first k picks; each step is labelled by the
+        feature it added (its column name when the input had names, else its column
+        index or group label). Requires matplotlib (``pip install chatterjee[plot]``).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Where to draw (a new figure when None).
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as error:
+            raise ImportError(
+                "FociResult.plot needs matplotlib: pip install matplotlib "
+                "(or pip install chatterjee[plot])"
+            ) from error
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 3.5))
+        scores = np.asarray(self.scores, dtype=np.float64)
+        steps = np.arange(1, len(scores) + 1)
+        names = self.feature_names
+        if names is not None and len(names) == len(self.selected):
+            labels = [str(name) for name in names]
+        else:
+            labels = [str(label) for label in self.selected]
+        ax.plot(steps, scores, marker="o", color="C0")
+        ax.axhline(0.0, color="0.7", linewidth=0.8, zorder=0)
+        ax.set_xticks(steps, labels, rotation=45 if len(steps) > 6 else 0,
+                      ha="right" if len(steps) > 6 else "center")
+        ax.set_xlim(0.5, max(len(steps), 1) + 0.5)
+        ax.set_xlabel("feature added at each step")
+        ax.set_ylabel("T_n(Y, X_S)")
+        ax.set_title("FOCI score path" if len(steps) else "FOCI score path (nothing selected)")
+        return ax
