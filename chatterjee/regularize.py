@@ -7,12 +7,15 @@ shortcuts. This module needs torch (``pip install chatterjee[torch]``); importin
 ``chatterjee`` does not import it.
 """
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 
 from .blanket import markov_blanket
 
-__all__ = ["AdversarialHeads", "GradientReversal", "select_spurious_attributes"]
+__all__ = ["AdversarialFit", "AdversarialHeads", "GradientReversal", "reversal_schedule",
+           "select_spurious_attributes", "train_with_adversaries"]
 
 
 def select_spurious_attributes(attributes, target, *, randomized=True, random_state=None,
@@ -98,6 +101,43 @@ class GradientReversal(torch.nn.Module):
         return _ReverseGradient.apply(x, self.alpha)
 
 
+
+def reversal_schedule(progress, max_alpha=1.0, gamma=10.0):
+    """Reversal strength that ramps from 0 to ``max_alpha`` over training (DANN).
+
+    ``max_alpha * (2 / (1 + exp(-gamma * progress)) - 1)``, the schedule of Ganin et
+    al. (2016): the adversaries get to learn the attributes before the feature
+    extractor is pushed hard to hide them.
+
+    Parameters
+    ----------
+    progress : float
+        Fraction of training done, in [0, 1].
+    max_alpha : float, default=1.0
+        Strength reached at the end (>= 0).
+    gamma : float, default=10.0
+        Steepness of the ramp (> 0).
+
+    Returns
+    -------
+    float
+        The reversal strength at ``progress``.
+
+    Examples
+    --------
+    >>> from chatterjee.regularize import reversal_schedule
+    >>> [round(reversal_schedule(p, max_alpha=2.0), 3) for p in (0.0, 0.1, 0.5, 1.0)]
+    [0.0, 0.924, 1.973, 2.0]
+    """
+    if not 0 <= progress <= 1:
+        raise ValueError(f"`progress` must be in [0, 1], got {progress!r}.")
+    if not max_alpha >= 0:
+        raise ValueError(f"`max_alpha` must be >= 0, got {max_alpha!r}.")
+    if not gamma > 0:
+        raise ValueError(f"`gamma` must be > 0, got {gamma!r}.")
+    return float(max_alpha * (2.0 / (1.0 + np.exp(-gamma * progress)) - 1.0))
+
+
 class AdversarialHeads(torch.nn.Module):
     """Gradient-reversal classifiers, one per selected attribute, on shared features.
 
@@ -106,6 +146,14 @@ class AdversarialHeads(torch.nn.Module):
     the heads learn to predict the attributes while the reversed gradients push the
     feature extractor to forget them.
 
+    With ``n_labels`` set, each head also reads the one-hot task label
+    (``heads(features, labels)``): the heads can then only exploit what the features
+    say about an attribute *beyond* the label, and the feature extractor is pushed
+    towards features independent of the attribute given the label. Use it for
+    spurious attributes, which are correlated with the label: an unconditional head
+    predicts them from the label information itself, and hiding them would mean
+    hiding the label.
+
     Parameters
     ----------
     n_features : int
@@ -113,9 +161,11 @@ class AdversarialHeads(torch.nn.Module):
     n_classes : sequence of int
         Number of levels of each selected attribute (its values must be 0..k-1).
     alpha : float, default=1.0
-        Gradient-reversal strength.
+        Gradient-reversal strength (settable later as ``heads.alpha``).
     hidden : int, default=32
         Width of each head's hidden layer.
+    n_labels : int, default=None
+        Number of task classes the heads are conditioned on; None: unconditional.
 
     Examples
     --------
@@ -124,26 +174,192 @@ class AdversarialHeads(torch.nn.Module):
     >>> heads = AdversarialHeads(8, [2, 3])
     >>> [logits.shape for logits in heads(torch.zeros(5, 8))]
     [torch.Size([5, 2]), torch.Size([5, 3])]
+    >>> conditional = AdversarialHeads(8, [2], n_labels=10)
+    >>> conditional(torch.zeros(5, 8), torch.arange(5))[0].shape
+    torch.Size([5, 2])
     """
 
-    def __init__(self, n_features, n_classes, alpha=1.0, hidden=32):
+    def __init__(self, n_features, n_classes, alpha=1.0, hidden=32, n_labels=None):
         super().__init__()
         if len(n_classes) == 0 or min(n_classes) < 2:
             raise ValueError("`n_classes` needs at least one attribute with >= 2 levels.")
+        if n_labels is not None and n_labels < 2:
+            raise ValueError(f"`n_labels` must be None or >= 2, got {n_labels!r}.")
+        self.n_labels = n_labels
         self.reversal = GradientReversal(alpha)
+        width = n_features + (n_labels or 0)
         self.heads = torch.nn.ModuleList(
-            torch.nn.Sequential(torch.nn.Linear(n_features, hidden), torch.nn.ReLU(),
+            torch.nn.Sequential(torch.nn.Linear(width, hidden), torch.nn.ReLU(),
                                 torch.nn.Linear(hidden, k))
             for k in n_classes
         )
 
-    def forward(self, features):
-        reversed_features = self.reversal(features)
-        return [head(reversed_features) for head in self.heads]
+    @property
+    def alpha(self):
+        """Current gradient-reversal strength."""
+        return self.reversal.alpha
 
-    def loss(self, features, attributes):
+    @alpha.setter
+    def alpha(self, value):
+        if not value >= 0:
+            raise ValueError(f"`alpha` must be >= 0, got {value!r}.")
+        self.reversal.alpha = float(value)
+
+    def forward(self, features, labels=None):
+        inputs = self.reversal(features)
+        if self.n_labels is not None:
+            if labels is None:
+                raise ValueError("These heads are conditioned on the label: pass `labels`.")
+            onehot = torch.nn.functional.one_hot(labels.long(), self.n_labels)
+            inputs = torch.cat([inputs, onehot.to(inputs.dtype)], dim=1)
+        return [head(inputs) for head in self.heads]
+
+    def loss(self, features, attributes, labels=None):
         """Summed cross-entropy of the heads; ``attributes`` has one column per head."""
         return sum(
             torch.nn.functional.cross_entropy(logits, attributes[:, k].long())
-            for k, logits in enumerate(self(features))
+            for k, logits in enumerate(self(features, labels))
         )
+
+
+@dataclass
+class AdversarialFit:
+    """Result of :func:`train_with_adversaries`.
+
+    Attributes
+    ----------
+    heads : AdversarialHeads or None
+        The trained adversaries (None when no attribute was regularized).
+    alphas : list of float
+        Reversal strength used in each epoch.
+    task_loss : list of float
+        Mean task cross-entropy of each epoch.
+    adversary_loss : list of float
+        Mean summed cross-entropy of the heads in each epoch (NaN without heads).
+    """
+
+    heads: object
+    alphas: list = field(default_factory=list)
+    task_loss: list = field(default_factory=list)
+    adversary_loss: list = field(default_factory=list)
+
+
+def train_with_adversaries(encoder, classifier, x, y, attributes=None, *, selected=(),
+                           max_alpha=1.0, schedule="dann", conditional=True,
+                           adversary_steps=1, epochs=30, batch_size=64, lr=3e-3,
+                           hidden=32, random_state=None):
+    """Train ``classifier(encoder(x))`` on ``y`` with adversaries on some attributes.
+
+    Each minibatch step minimizes the task cross-entropy plus the summed
+    cross-entropy of one :class:`AdversarialHeads` per selected attribute, behind a
+    gradient reversal: the heads learn the attributes from the encoder's features,
+    the encoder learns to hide them. ``adversary_steps - 1`` extra steps train the
+    heads alone on the same batch (a stronger adversary). With no attribute selected
+    the same loop trains the plain network, so that every arm of a comparison gets
+    the same budget. ``encoder`` and ``classifier`` are trained in place (Adam).
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        Maps ``x`` to a 2-d feature tensor.
+    classifier : torch.nn.Module
+        Maps the features to task logits.
+    x : torch.Tensor
+        Inputs, first dimension the samples.
+    y : torch.Tensor of int
+        Task labels, 0..n_labels-1.
+    attributes : torch.Tensor of int of shape (n_samples, n_attributes), default=None
+        Attribute values, 0..k-1 in each column; needed when ``selected`` is not empty.
+    selected : sequence of int, default=()
+        Columns of ``attributes`` to regularize against, e.g. from
+        :func:`select_spurious_attributes`.
+    max_alpha : float, default=1.0
+        Reversal strength (its final value under a schedule).
+    schedule : {'dann', 'constant'}, default='dann'
+        'dann' ramps the strength with :func:`reversal_schedule` over the epochs;
+        'constant' uses ``max_alpha`` throughout.
+    conditional : bool, default=True
+        Condition the heads on the task label (see :class:`AdversarialHeads`).
+    adversary_steps : int, default=1
+        Head updates per minibatch (>= 1).
+    epochs, batch_size : int, default=30, 64
+        Passes over the data and minibatch size.
+    lr : float, default=3e-3
+        Adam learning rate, for all parts.
+    hidden : int, default=32
+        Width of the heads' hidden layer.
+    random_state : None or int, default=None
+        Seeds the heads' initialization and the minibatch order.
+
+    Returns
+    -------
+    AdversarialFit
+
+    Examples
+    --------
+    >>> import torch
+    >>> from chatterjee.regularize import train_with_adversaries
+    >>> g = torch.Generator().manual_seed(0)
+    >>> a = torch.randint(0, 2, (200, 2), generator=g)
+    >>> y = a[:, 0].clone()                     # the label is attribute 0
+    >>> x = torch.cat([a.float(), torch.randn(200, 3, generator=g)], dim=1)
+    >>> _ = torch.manual_seed(0)
+    >>> encoder, classifier = torch.nn.Linear(5, 4), torch.nn.Linear(4, 2)
+    >>> fit = train_with_adversaries(encoder, classifier, x, y, a, selected=[1],
+    ...                              epochs=3, random_state=0)
+    >>> len(fit.task_loss), round(fit.alphas[-1], 3)
+    (3, 1.0)
+    """
+    if schedule not in ("dann", "constant"):
+        raise ValueError(f"`schedule` must be 'dann' or 'constant', got {schedule!r}.")
+    if adversary_steps < 1:
+        raise ValueError(f"`adversary_steps` must be >= 1, got {adversary_steps!r}.")
+    selected = [int(k) for k in selected]
+    y = y.long()
+    n_labels = int(y.max()) + 1
+    generator = torch.Generator().manual_seed(
+        int(np.random.default_rng(random_state).integers(2**31)))
+    heads = None
+    parameters = [*encoder.parameters(), *classifier.parameters()]
+    if selected:
+        if attributes is None:
+            raise ValueError("`attributes` is needed when `selected` is not empty.")
+        attributes = attributes[:, selected].long()
+        levels = [max(int(attributes[:, k].max()) + 1, 2) for k in range(len(selected))]
+        with torch.no_grad():
+            width = encoder(x[:2]).shape[1]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
+            heads = AdversarialHeads(width, levels, alpha=0.0, hidden=hidden,
+                                     n_labels=n_labels if conditional else None)
+        parameters += list(heads.parameters())
+        head_optimizer = torch.optim.Adam(heads.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    fit = AdversarialFit(heads)
+    for epoch in range(epochs):
+        alpha = max_alpha if schedule == "constant" else \
+            reversal_schedule(epoch / max(epochs - 1, 1), max_alpha)
+        task_total, adversary_total, n_batches = 0.0, 0.0, 0
+        for batch in torch.randperm(len(y), generator=generator).split(batch_size):
+            features = encoder(x[batch])
+            loss = torch.nn.functional.cross_entropy(classifier(features), y[batch])
+            task_total += float(loss.detach())
+            if heads is not None:
+                heads.alpha = alpha
+                labels = y[batch] if conditional else None
+                adversary = heads.loss(features, attributes[batch], labels)
+                adversary_total += float(adversary.detach())
+                loss = loss + adversary
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            for _ in range(adversary_steps - 1):
+                head_optimizer.zero_grad()
+                heads.loss(features.detach(), attributes[batch], labels).backward()
+                head_optimizer.step()
+            n_batches += 1
+        fit.alphas.append(alpha)
+        fit.task_loss.append(task_total / n_batches)
+        fit.adversary_loss.append(adversary_total / n_batches if heads is not None
+                                  else float("nan"))
+    return fit
