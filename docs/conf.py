@@ -20,7 +20,8 @@ from pathlib import Path
 
 DOCS = Path(__file__).absolute().parent
 ROOT = DOCS.parent
-sys.path.insert(0, str(ROOT))
+if (ROOT / "chatterjee").is_dir():  # a checkout: document the code beside it
+    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import chatterjee  # noqa: E402
