@@ -1,17 +1,22 @@
 """Turning user input into checked float64 arrays, and seeds into Generators.
 
 Every public function funnels its data through :func:`check_samples`, so all of them
-accept the same inputs (lists, NumPy arrays, pandas objects, any numeric dtype) and
-reject the same bad ones with messages that name the offending argument.
+accept the same inputs (lists, NumPy arrays, pandas objects, PyTorch tensors, CuPy
+arrays, any numeric dtype) and reject the same bad ones with messages that name the
+offending argument. The checked arrays belong to the chosen backend's library
+(:func:`check_backend`): PyTorch and CuPy data stay on their device, as float64.
 """
 
+import importlib
 import numbers
 import warnings
 
 import numpy as np
+from array_api_compat import array_namespace, is_cupy_array, is_torch_array
 
 MIN_SAMPLES = 3
 NAN_POLICIES = ("propagate", "raise", "omit")
+BACKENDS = ("auto", "numpy", "cupy", "torch")
 
 
 class ConstantInputWarning(RuntimeWarning):
@@ -47,17 +52,87 @@ def check_random_state(random_state):
     )
 
 
-def _to_numeric_array(value, name):
+def _library(value):
+    """'torch' or 'cupy' for a tensor or array of those libraries, else 'numpy'."""
+    if is_torch_array(value):
+        return "torch"
+    if is_cupy_array(value):
+        return "cupy"
+    return "numpy"
+
+
+def check_backend(backend, *values):
+    """The library that does the work: ``backend``, or for 'auto' the inputs' own.
+
+    Parameters
+    ----------
+    backend : {'auto', 'numpy', 'cupy', 'torch'}
+        'auto' follows the inputs: PyTorch tensors give 'torch', CuPy arrays 'cupy',
+        anything else (lists, pandas, NumPy) 'numpy'.
+    *values : objects
+        The inputs (None is skipped).
+
+    Returns
+    -------
+    str
+        'numpy', 'cupy' or 'torch'.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
+    if backend == "auto":
+        found = {_library(v) for v in values if v is not None} - {"numpy"}
+        if len(found) > 1:
+            raise TypeError(
+                "The inputs mix PyTorch tensors and CuPy arrays; pass one kind, or "
+                "choose `backend`."
+            )
+        return found.pop() if found else "numpy"
+    if backend != "numpy":
+        try:
+            importlib.import_module(backend)
+        except ImportError:
+            raise ImportError(
+                f"backend={backend!r} needs the {backend} package, which is not installed."
+            ) from None
+    return backend
+
+
+def to_numpy(array):
+    """A NumPy copy (or view) of a NumPy, PyTorch or CuPy array."""
+    if is_torch_array(array):
+        return array.detach().cpu().numpy()
+    if is_cupy_array(array):
+        return array.get()
+    return np.asarray(array)
+
+
+def _from_numpy(array, backend):
+    """A float64 NumPy array as an array of ``backend`` (PyTorch: its default device)."""
+    if backend == "numpy":
+        return array
+    return importlib.import_module(backend).asarray(array)
+
+
+def _to_numeric_array(value, name, backend="numpy"):
     if value is None:
         raise TypeError(f"`{name}` is required, got None.")
     module = type(value).__module__
     if module.startswith("scipy.sparse") or hasattr(value, "tocsr"):
         raise TypeError(f"`{name}` is sparse; pass a dense array (e.g. `{name}.toarray()`).")
-    if module.startswith(("torch", "cupy")):
-        raise TypeError(
-            f"`{name}` is a {module.split('.')[0]} array; convert it to NumPy first "
-            "(GPU arrays are handled by the GPU backends, not by this function)."
-        )
+    library = _library(value)
+    if library != "numpy":
+        if library != backend:
+            return _to_numeric_array(to_numpy(value), name, backend)
+        xp = array_namespace(value)
+        if xp.isdtype(value.dtype, "complex floating"):
+            raise TypeError(f"`{name}` is complex; only real numbers are supported.")
+        if library == "torch":
+            value = value.detach()
+        return xp.astype(value, xp.float64)
+    return _from_numpy(_to_numpy_float64(value, name), backend)
+
+
+def _to_numpy_float64(value, name):
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
@@ -94,7 +169,8 @@ def _as_column_block(array, name, *, matrix):
     return array
 
 
-def check_samples(arrays, *, nan_policy="propagate", min_samples=MIN_SAMPLES):
+def check_samples(arrays, *, nan_policy="propagate", min_samples=MIN_SAMPLES,
+                  backend="numpy"):
     """Validate paired samples given as ``{name: (value, is_matrix)}``.
 
     Parameters
@@ -107,11 +183,16 @@ def check_samples(arrays, *, nan_policy="propagate", min_samples=MIN_SAMPLES):
         What to do with NaN: return NaN, raise, or drop the rows that hold one.
     min_samples : int
         Fewest rows that are accepted after NaN rows are dropped.
+    backend : {'numpy', 'cupy', 'torch'}
+        The library of the checked arrays (see :func:`check_backend`). Tensors of
+        that library stay on their device; other inputs are converted (to PyTorch's
+        default device). Every dtype, float32 included, becomes float64.
 
     Returns
     -------
     checked : dict
-        The same names mapped to C-contiguous float64 arrays (absent ones to None).
+        The same names mapped to float64 arrays of ``backend`` (C-contiguous for
+        NumPy; absent ones to None).
     has_nan : bool
         True when NaN remained and ``nan_policy`` is ``'propagate'``.
     """
@@ -124,7 +205,8 @@ def check_samples(arrays, *, nan_policy="propagate", min_samples=MIN_SAMPLES):
         if value is None and matrix:
             checked[name] = None
             continue
-        array = _as_column_block(_to_numeric_array(value, name), name, matrix=matrix)
+        array = _as_column_block(_to_numeric_array(value, name, backend), name,
+                                 matrix=matrix)
         if array.shape[0] == 0:
             raise ValueError(f"`{name}` is empty.")
         if n_rows is None:
@@ -134,18 +216,20 @@ def check_samples(arrays, *, nan_policy="propagate", min_samples=MIN_SAMPLES):
                 f"`{first}` and `{name}` must have the same number of samples, got "
                 f"{n_rows} and {array.shape[0]}."
             )
-        if np.isinf(array).any():
+        xp = array_namespace(array)
+        if bool(xp.any(xp.isinf(array))):
             raise ValueError(f"`{name}` contains infinite values.")
         checked[name] = array
 
     present = {name: a for name, a in checked.items() if a is not None}
-    nan_rows = np.zeros(n_rows, dtype=bool)
+    nan_rows = None
     for name, array in present.items():
-        row_has_nan = np.isnan(array) if array.ndim == 1 else np.isnan(array).any(axis=1)
-        if nan_policy == "raise" and row_has_nan.any():
+        row_has_nan = xp.isnan(array) if array.ndim == 1 else xp.any(xp.isnan(array),
+                                                                       axis=1)
+        if nan_policy == "raise" and bool(xp.any(row_has_nan)):
             raise ValueError(f"`{name}` contains NaN (nan_policy='raise').")
-        nan_rows |= row_has_nan
-    has_nan = bool(nan_rows.any())
+        nan_rows = row_has_nan if nan_rows is None else nan_rows | row_has_nan
+    has_nan = bool(xp.any(nan_rows))
     if has_nan and nan_policy == "omit":
         keep = ~nan_rows
         present = {name: a[keep] for name, a in present.items()}
@@ -158,7 +242,8 @@ def check_samples(arrays, *, nan_policy="propagate", min_samples=MIN_SAMPLES):
         )
     for name, array in present.items():
         # Adding 0.0 turns -0.0 into 0.0, so equal points are equal bit for bit.
-        checked[name] = np.ascontiguousarray(array + 0.0)
+        array = array + 0.0
+        checked[name] = np.ascontiguousarray(array) if backend == "numpy" else array
     return checked, has_nan
 
 

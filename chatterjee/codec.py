@@ -1,11 +1,18 @@
 """Azadkia and Chatterjee's conditional dependence coefficient T_n(Y, Z | X), exactly."""
 
 import numpy as np
+from array_api_compat import array_namespace
 
 from ._permutation import check_method, permutation_pvalue
 from ._ranks import max_ranks
 from ._results import CodecResult
-from ._validation import check_random_state, check_samples, warn_constant
+from ._validation import (
+    check_backend,
+    check_random_state,
+    check_samples,
+    to_numpy,
+    warn_constant,
+)
 from .backends import nearest_neighbor_graphs, nearest_neighbors
 
 __all__ = ["codec"]
@@ -19,24 +26,32 @@ def dependence_terms(R, L, joint, given=None):
 
     Parameters
     ----------
-    R, L : ndarray of shape (n,), int64
-        ``#{j : Y_j <= Y_i}`` and ``#{j : Y_j >= Y_i}`` (see :func:`_ranks.max_ranks`).
-    joint : ndarray of shape (n,)
+    R, L : array of shape (n,), int64
+        ``#{j : Y_j <= Y_i}`` and ``#{j : Y_j >= Y_i}`` (see :func:`_ranks.max_ranks`),
+        in any array library (the sums run on its device).
+    joint : array of shape (n,)
         Nearest neighbour of each point in the space of (X, Z), or of Z alone.
-    given : ndarray of shape (n,) or None
+    given : array of shape (n,) or None
         Nearest neighbour of each point in the space of X; None for T_n(Y, Z).
 
     Returns
     -------
     numerator, denominator : float
     """
+    xp = array_namespace(R)
     n = R.shape[0]
-    agree_joint = np.minimum(R, R[joint]).sum(dtype=np.float64)
+    agree_joint = agreement(R, joint)
     if given is None:
-        L = L.astype(np.float64)
-        return agree_joint - np.dot(L, L) / n, np.dot(L, n - L) / n
-    agree_given = np.minimum(R, R[given]).sum(dtype=np.float64)
-    return agree_joint - agree_given, R.sum(dtype=np.float64) - agree_given
+        L = xp.astype(L, xp.float64)
+        return agree_joint - float(L @ L) / n, float(L @ (n - L)) / n
+    agree_given = agreement(R, given)
+    return agree_joint - agree_given, float(xp.sum(R)) - agree_given
+
+
+def agreement(R, graph):
+    """``sum_i min(R_i, R_graph(i))`` as a float (exact: an integer below 2**53)."""
+    xp = array_namespace(R)
+    return float(xp.sum(xp.minimum(R, xp.take(R, graph))))
 
 
 def ratio_or_nan(numerator, denominator, conditional):
@@ -49,18 +64,23 @@ def ratio_or_nan(numerator, denominator, conditional):
     return float(numerator / denominator)
 
 
-def check_codec_data(y, z, x, nan_policy):
-    """Validate the inputs of codec and lcodec: y (n,), z (n, q), x (n, p) or None."""
+def check_codec_data(y, z, x, nan_policy, backend="numpy"):
+    """Validate the inputs of codec and lcodec: y (n,), z (n, q), x (n, p) or None.
+
+    They come back as float64 arrays of the backend's library (for 'auto', that of
+    the inputs), on its device.
+    """
     if z is None:  # check_samples would take it for an absent block
         raise TypeError("`z` is required, got None.")
     data, has_nan = check_samples(
-        {"y": (y, False), "z": (z, True), "x": (x, True)}, nan_policy=nan_policy
+        {"y": (y, False), "z": (z, True), "x": (x, True)}, nan_policy=nan_policy,
+        backend=check_backend(backend, y, z, x),
     )
     return data["y"], data["z"], data["x"], has_nan
 
 
 def codec(y, z, x=None, *, method=None, nan_policy="propagate", workers=-1,
-          random_state=None):
+          backend="auto", random_state=None):
     r"""Azadkia and Chatterjee's coefficient T_n(Y, Z | X), or T_n(Y, Z).
 
     T measures how much Z adds to X for predicting Y: it is 0 in the limit if and
@@ -85,9 +105,14 @@ def codec(y, z, x=None, *, method=None, nan_policy="propagate", workers=-1,
     workers : int, default=-1
         Threads for the nearest-neighbour search (-1: all cores). The result does
         not depend on it.
+    backend : {'auto', 'numpy', 'torch', 'cupy'}, default='auto'
+        The array library that does the work. 'auto' follows the inputs: PyTorch
+        tensors and CuPy arrays are searched on their device (CPU or GPU), in
+        float64 whatever their dtype; anything else with NumPy (sorting and k-d
+        trees). See the backends page of the documentation.
     random_state : None, int or numpy.random.Generator, default=None
         Seeds the tie-breaking among equally near neighbours (and the permutations).
-        Data without such ties give the same answer for every seed.
+        Data without such ties give the same answer for every seed and backend.
 
     Returns
     -------
@@ -142,7 +167,7 @@ def codec(y, z, x=None, *, method=None, nan_policy="propagate", workers=-1,
     0.28
     """
     method = check_method(method, (None, "permutation"))
-    y, z, x, has_nan = check_codec_data(y, z, x, nan_policy)
+    y, z, x, has_nan = check_codec_data(y, z, x, nan_policy, backend)
     n = y.shape[0]
     if has_nan:
         return CodecResult(np.nan, np.nan, n_samples=n)
@@ -158,12 +183,15 @@ def codec(y, z, x=None, *, method=None, nan_policy="propagate", workers=-1,
         joint = nearest_neighbors(z, rng, workers=workers)
         numerator, denominator = dependence_terms(R, L, joint)
     else:
-        given, joint = nearest_neighbor_graphs((x, np.hstack((x, z))), rng, workers=workers)
+        xp = array_namespace(x)
+        given, joint = nearest_neighbor_graphs((x, xp.concat((x, z), axis=1)), rng,
+                                               workers=workers)
         numerator, denominator = dependence_terms(R, L, joint, given)
     statistic = ratio_or_nan(numerator, denominator, x is not None)
     if method is None or np.isnan(statistic):
         return CodecResult(statistic, n_samples=n)
 
+    R, L, joint = to_numpy(R), to_numpy(L), to_numpy(joint)
     squares = np.dot(L.astype(np.float64), L) / n
 
     def statistic_of_ranks(ranks, axis):

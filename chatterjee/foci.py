@@ -5,16 +5,18 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from array_api_compat import array_namespace, device
 
 from ._ranks import is_constant, max_ranks
-from ._validation import check_random_state, check_samples, warn_constant
-from .backends.cpu import (
-    SharedBaseSearch,
-    moderate_scale,
-    nearest_neighbors_1d,
-    nearest_neighbors_kdtree,
+from ._validation import (
+    check_backend,
+    check_random_state,
+    check_samples,
+    to_numpy,
+    warn_constant,
 )
-from .codec import dependence_terms, ratio_or_nan
+from .backends import neighbors_from_draws, safe_scale, shared_base_search
+from .codec import agreement, dependence_terms, ratio_or_nan
 from .lcodec import noise_scales
 
 __all__ = ["foci", "lfoci", "FociResult"]
@@ -56,12 +58,19 @@ class FociResult:
 
 def standardize_columns(X, standardize):
     """Scale columns as R FOCI does: ``'scale'``, ``'bounded'`` or None (raw)."""
+    xp = array_namespace(X)
     if standardize == "scale":
-        return (X - X.mean(axis=0)) / X.std(axis=0, ddof=1)
+        return (X - xp.mean(X, axis=0)) / xp.std(X, axis=0, correction=1)
     if standardize == "bounded":
-        low = X.min(axis=0)
-        return (X - low) / (X.max(axis=0) - low)
+        low = xp.min(X, axis=0)
+        return (X - low) / (xp.max(X, axis=0) - low)
     return X
+
+
+def constant_columns(X):
+    """Boolean NumPy mask of the columns of ``X`` (any array library) that do not vary."""
+    xp = array_namespace(X)
+    return to_numpy(xp.max(X, axis=0) == xp.min(X, axis=0))
 
 
 def prepare_features(X, standardize, noise_scale, rng):
@@ -69,16 +78,19 @@ def prepare_features(X, standardize, noise_scale, rng):
 
     Constant columns are left as they are. With ``noise_scale`` (L-FOCI), Gaussian
     noise below each column's smallest decisive difference breaks ties (see
-    :func:`chatterjee.lcodec`). Returns a new float64 array.
+    :func:`chatterjee.lcodec`); it is drawn on the host and copied to ``X``'s device.
+    Returns a new float64 array in ``X``'s library.
     """
-    usable = np.ptp(X, axis=0) > 0
-    X = np.array(X, dtype=np.float64)
-    X[:, usable] = standardize_columns(X[:, usable], standardize)
+    xp = array_namespace(X)
+    usable = xp.asarray(np.flatnonzero(~constant_columns(X)), device=device(X))
+    X = xp.asarray(X, dtype=xp.float64, copy=True)
+    columns = standardize_columns(xp.take(X, usable, axis=1), standardize)
     if noise_scale is not None:
-        X[:, usable] += rng.normal(size=(X.shape[0], usable.sum())) * noise_scales(
-            X[:, usable], noise_scale
-        )
-    return moderate_scale(X)
+        noise = rng.normal(size=(X.shape[0], usable.shape[0]))
+        columns = columns + xp.asarray(noise * noise_scales(columns, noise_scale),
+                                       device=device(X))
+    X[:, usable] = columns
+    return safe_scale(X)
 
 
 def _check_groups(groups, p):
@@ -95,7 +107,8 @@ def _check_groups(groups, p):
     return labels, [np.flatnonzero(inverse == g) for g in range(labels.shape[0])]
 
 
-def check_foci_args(X, y, groups, max_features, stop, standardize):
+def check_foci_args(X, y, groups, max_features, stop, standardize, backend="numpy"):
+    """Validate FOCI's arguments; X and y come back in the backend's library."""
     if standardize not in STANDARDIZE_OPTIONS:
         raise ValueError(
             f"`standardize` must be 'scale', 'bounded' or None, got {standardize!r}."
@@ -104,7 +117,8 @@ def check_foci_args(X, y, groups, max_features, stop, standardize):
         raise ValueError(f"`stop` must be True or False, got {stop!r}.")
     names = getattr(X, "columns", None)
     names = None if names is None else np.asarray([str(c) for c in names], dtype=object)
-    data, _ = check_samples({"X": (X, True), "y": (y, False)}, nan_policy="raise")
+    data, _ = check_samples({"X": (X, True), "y": (y, False)}, nan_policy="raise",
+                            backend=check_backend(backend, X, y))
     X, y = data["X"], data["y"]
     labels, members = _check_groups(groups, X.shape[1])
     if max_features is None:
@@ -126,29 +140,34 @@ def _neighbor_agreements(R, X, candidates, seeds, search):
     """``sum_i min(R_i, R_N(i))`` for each candidate's joint neighbour graph N."""
     agreements = np.empty(len(candidates), dtype=np.int64)
     for position, (columns, seed) in enumerate(zip(candidates, seeds)):
-        graph = _candidate_graph(X[:, columns], seed, search)
-        agreements[position] = np.minimum(R, R[graph]).sum()
+        agreements[position] = agreement(R, _candidate_graph(X, columns, seed, search))
     return agreements
 
 
-def _candidate_graph(block, seed, search):
-    """Neighbour graph of X_S joined with a candidate block (X_S empty: search None)."""
+def _candidate_graph(X, columns, seed, search):
+    """Neighbour graph of X_S joined with the candidate's columns (X_S empty: search None).
+
+    Each candidate draws its n tie-breaking uniforms from its own seed, on the host,
+    whatever the backend.
+    """
+    xp = array_namespace(X)
+    block = xp.take(X, xp.asarray(columns, device=device(X)), axis=1)
     u = np.random.default_rng(seed).random(block.shape[0])
     if search is not None:
         return search.neighbors(block, u)
-    if block.shape[1] == 1:
-        return nearest_neighbors_1d(block[:, 0], u)
-    return nearest_neighbors_kdtree(np.ascontiguousarray(block), u)
+    return neighbors_from_draws(block, u)
 
 
 def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jobs,
-            verbose, noise_scale=None):
+            verbose, backend, noise_scale=None):
     from joblib import effective_n_jobs
     from sklearn.utils.parallel import Parallel, delayed
 
     X, y, labels, members, max_features, names = check_foci_args(
-        X, y, groups, max_features, stop, standardize
+        X, y, groups, max_features, stop, standardize, backend
     )
+    on_host = isinstance(X, np.ndarray)
+    xp = array_namespace(X)
     n = X.shape[0]
     rng = check_random_state(random_state)
     R, L = max_ranks(y)
@@ -163,7 +182,7 @@ def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jo
         warn_constant("`y` is constant", "no feature can add dependence, none is selected")
         return result([], [], [])
 
-    constant = np.ptp(X, axis=0) == 0
+    constant = constant_columns(X)
     if constant.any():
         warnings.warn(
             f"Columns {np.flatnonzero(constant).tolist()} of `X` are constant and "
@@ -175,7 +194,8 @@ def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jo
     X = prepare_features(X, standardize, noise_scale, rng)
 
     remaining = [c for c in range(labels.shape[0]) if members[c].shape[0]]
-    n_chunks = max(1, min(effective_n_jobs(n_jobs), len(remaining)))
+    # Device searches run one at a time: threads would multiply the device memory.
+    n_chunks = max(1, min(effective_n_jobs(n_jobs) if on_host else 1, len(remaining)))
     parallel = Parallel(n_jobs=n_jobs, prefer="threads")
     picked, scores, gains = [], [], []
     agreement_prev, graph_prev = None, None
@@ -183,7 +203,8 @@ def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jo
     while remaining and len(picked) < max_features:
         seeds = rng.integers(np.iinfo(np.int64).max, size=len(remaining))
         base = np.concatenate([members[c] for c in picked] + [np.empty(0, int)])
-        search = SharedBaseSearch(X[:, base]) if picked else None
+        search = (shared_base_search(xp.take(X, xp.asarray(base, device=device(X)), axis=1))
+                  if picked else None)
         chunks = np.array_split(np.arange(len(remaining)), n_chunks)
         parts = parallel(
             delayed(_neighbor_agreements)(
@@ -194,7 +215,7 @@ def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jo
         )
         agreements = np.concatenate(parts)
         best = int(np.argmax(agreements))  # first maximum: the lowest label
-        graph = _candidate_graph(X[:, members[remaining[best]]], seeds[best], search)
+        graph = _candidate_graph(X, members[remaining[best]], seeds[best], search)
         numerator, denominator = dependence_terms(R, L, graph)
         if stop and (
             numerator <= 0  # Q(j) <= 0 at the first step
@@ -256,6 +277,12 @@ _SHARED_DOC = """
         means 1 unless in a joblib context; -1 means all cores.
     verbose : int, default=0
         Print one progress line per step when positive.
+    backend : {'auto', 'numpy', 'torch', 'cupy'}, default='auto'
+        The array library that does the work. 'auto' follows ``X`` and ``y``:
+        PyTorch tensors and CuPy arrays are searched on their device (CPU or GPU),
+        in float64 whatever their dtype, and the candidates of a step one after the
+        other (``n_jobs`` applies to NumPy only); anything else with NumPy. The same
+        seed draws the same tie-breaking uniforms on every backend.
 
     Returns
     -------
@@ -267,7 +294,7 @@ _SHARED_DOC = """
 
 
 def foci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale",
-         random_state=None, n_jobs=None, verbose=0):
+         random_state=None, n_jobs=None, verbose=0, backend="auto"):
     """Feature Ordering by Conditional Independence (Azadkia and Chatterjee).
 
     Greedy forward selection: at each step add the feature j that maximizes
@@ -302,11 +329,11 @@ def foci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale"
     """
     return _select(X, y, groups=groups, max_features=max_features, stop=stop,
                    standardize=standardize, random_state=random_state, n_jobs=n_jobs,
-                   verbose=verbose)
+                   verbose=verbose, backend=backend)
 
 
 def lfoci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale",
-          noise_scale=1e-4, random_state=None, n_jobs=None, verbose=0):
+          noise_scale=1e-4, random_state=None, n_jobs=None, verbose=0, backend="auto"):
     """L-FOCI: FOCI on tie-broken features, for data with many ties (Mehta et al.).
 
     The features are standardized, then Gaussian noise far below each column's
@@ -333,7 +360,7 @@ def lfoci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale
         raise ValueError(f"`noise_scale` must be in (0, 0.1], got {noise_scale!r}.")
     return _select(X, y, groups=groups, max_features=max_features, stop=stop,
                    standardize=standardize, random_state=random_state, n_jobs=n_jobs,
-                   verbose=verbose, noise_scale=noise_scale)
+                   verbose=verbose, backend=backend, noise_scale=noise_scale)
 
 
 foci.__doc__ = foci.__doc__.replace("{params}", _SHARED_DOC.replace("{extra}", ""))

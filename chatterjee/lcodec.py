@@ -1,6 +1,7 @@
 """L-CODEC: CODEC on data whose ties are broken by tiny Gaussian noise (Mehta et al. 2022)."""
 
 import numpy as np
+from array_api_compat import array_namespace, device
 
 from ._ranks import is_constant, max_ranks
 from ._results import CodecResult
@@ -21,21 +22,23 @@ def decisive_gaps(block):
 
     Parameters
     ----------
-    block : ndarray of shape (n, d)
+    block : array of shape (n, d)
+        NumPy, PyTorch or CuPy (computed on its device).
 
     Returns
     -------
     ndarray of shape (d,)
-        NaN for a constant column.
+        NaN for a constant column (NumPy, on the host).
     """
+    xp = array_namespace(block)
     gaps = np.full(block.shape[1], np.nan)
     for j in range(block.shape[1]):
-        values = np.unique(block[:, j])
-        steps = np.diff(values)
-        differences = np.abs(np.diff(steps))
-        decisive = np.concatenate((steps, differences[differences > 0]))
-        if decisive.size:
-            gaps[j] = decisive.min()
+        values = xp.sort(xp.unique_values(block[:, j]))
+        steps = values[1:] - values[:-1]
+        differences = xp.abs(steps[1:] - steps[:-1])
+        decisive = xp.concat((steps, differences[differences > 0]))
+        if decisive.shape[0]:
+            gaps[j] = float(xp.min(decisive))
     return gaps
 
 
@@ -50,7 +53,7 @@ def noise_scales(block, noise_scale):
 
 
 def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=False,
-           nan_policy="propagate", workers=-1, random_state=None):
+           nan_policy="propagate", workers=-1, backend="auto", random_state=None):
     r"""Randomized CODEC (L-CODEC): T_n(Y, Z | X) on tie-broken data.
 
     Adds independent Gaussian noise to X and Z, far below the smallest difference
@@ -84,6 +87,10 @@ def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=Fals
         NaN in the input: return NaN, raise, or drop the rows that hold one.
     workers : int, default=-1
         Threads for the nearest-neighbour search (-1: all cores).
+    backend : {'auto', 'numpy', 'torch', 'cupy'}, default='auto'
+        The array library that does the work ('auto': that of the inputs; see
+        :func:`codec`). The noise is drawn on the host from ``random_state`` and
+        copied to the device, so every backend adds the same noise.
     random_state : None, int or numpy.random.Generator, default=None
         Seeds the noise (and any tie the noise could not break).
 
@@ -135,13 +142,18 @@ def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=Fals
     if not isinstance(n_repeats, (int, np.integer)) or isinstance(n_repeats, bool) \
             or n_repeats < 1:
         raise ValueError(f"`n_repeats` must be a positive integer, got {n_repeats!r}.")
-    y, z, x, has_nan = check_codec_data(y, z, x, nan_policy)
+    y, z, x, has_nan = check_codec_data(y, z, x, nan_policy, backend)
     n = y.shape[0]
     if has_nan:
         return CodecResult(np.nan, np.nan, n_samples=n)
     rng = check_random_state(random_state)
-    block = z if x is None else np.hstack((x, z))
-    block_scales = noise_scales(block, noise_scale)
+    xp = array_namespace(y)
+
+    def on_device(values):
+        return xp.asarray(values, device=device(y))
+
+    block = z if x is None else xp.concat((x, z), axis=1)
+    block_scales = on_device(noise_scales(block, noise_scale))
     y_scale = noise_scales(y[:, None], noise_scale)[0]
     ranks = max_ranks(y)
     if is_constant(*ranks):  # jitter would invent an order that is not there
@@ -151,8 +163,8 @@ def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=Fals
     statistics = np.empty(n_repeats)
     for repeat in range(n_repeats):
         if perturb_response:
-            ranks = max_ranks(y + rng.normal(scale=y_scale, size=n))
-        noisy = block + rng.normal(size=block.shape) * block_scales
+            ranks = max_ranks(y + on_device(rng.normal(scale=y_scale, size=n)))
+        noisy = block + on_device(rng.normal(size=block.shape)) * block_scales
         if x is None:
             terms = dependence_terms(*ranks, nearest_neighbors(noisy, rng, workers=workers))
         else:

@@ -2,14 +2,83 @@
 
 The statistics ask this module for the self-excluded 1-nearest-neighbour graph of a
 point cloud, with ties (duplicate points, equidistant points) broken uniformly at
-random among all points at the minimal distance.
+random among all points at the minimal distance. The search follows the array's
+library: NumPy arrays go to the CPU code (:mod:`.cpu`: sorting and k-d trees),
+PyTorch tensors and CuPy arrays stay on their device (:mod:`.array`: sorting and
+chunked exact brute force). Both take the same uniform draws from the Generator.
 """
 
 from concurrent.futures import ThreadPoolExecutor
 
-from .cpu import moderate_scale, nearest_neighbors_1d, nearest_neighbors_kdtree
+import numpy as np
 
-__all__ = ["nearest_neighbor_graphs", "nearest_neighbors"]
+from .cpu import (
+    SharedBaseSearch,
+    moderate_scale,
+    nearest_neighbors_1d,
+    nearest_neighbors_kdtree,
+)
+
+__all__ = [
+    "get_memory_limit",
+    "nearest_neighbor_graphs",
+    "nearest_neighbors",
+    "neighbors_from_draws",
+    "safe_scale",
+    "set_memory_limit",
+    "shared_base_search",
+]
+
+
+def set_memory_limit(nbytes):
+    """Set the device memory one brute-force block may use (see :func:`.array.set_memory_limit`).
+
+    Parameters
+    ----------
+    nbytes : int
+        The new limit in bytes (default 1 GiB).
+
+    Returns
+    -------
+    int
+        The previous limit.
+    """
+    from . import array
+
+    return array.set_memory_limit(nbytes)
+
+
+def get_memory_limit():
+    """The device memory one brute-force block may use, in bytes."""
+    from . import array
+
+    return array.get_memory_limit()
+
+
+def neighbors_from_draws(points, u, *, workers=-1):
+    """Nearest neighbour of every point, given its tie-breaking draws.
+
+    Parameters
+    ----------
+    points : array of shape (n, d)
+        Finite float64 coordinates (NumPy, PyTorch or CuPy), n >= 2.
+    u : ndarray of shape (n,)
+        One uniform [0, 1) draw per point (NumPy; copied to the points' device).
+    workers : int, default=-1
+        Threads for the k-d tree queries (NumPy only).
+
+    Returns
+    -------
+    array of shape (n,), int64
+        In the library and on the device of ``points``.
+    """
+    if isinstance(points, np.ndarray):
+        if points.shape[1] == 1:
+            return nearest_neighbors_1d(points[:, 0], u)
+        return nearest_neighbors_kdtree(moderate_scale(points), u, workers=workers)
+    from . import array
+
+    return array.nearest_neighbors(array.moderate_scale(points), array.on_device(u, points))
 
 
 def nearest_neighbors(points, rng, *, workers=-1):
@@ -17,9 +86,9 @@ def nearest_neighbors(points, rng, *, workers=-1):
 
     Parameters
     ----------
-    points : ndarray of shape (n, d)
-        Finite float64 coordinates, n >= 2. Distances are Euclidean on these raw
-        coordinates (no scaling).
+    points : array of shape (n, d)
+        Finite float64 coordinates (NumPy, PyTorch or CuPy), n >= 2. Distances are
+        Euclidean on these raw coordinates (no scaling).
     rng : numpy.random.Generator
         Source of the tie-breaking draws: exactly ``n`` uniforms are taken from it,
         whatever the data, so later draws do not depend on how many ties there were.
@@ -29,8 +98,9 @@ def nearest_neighbors(points, rng, *, workers=-1):
 
     Returns
     -------
-    ndarray of shape (n,), int64
-        ``neighbors[i]`` is the index of the drawn nearest neighbour of point i.
+    array of shape (n,), int64
+        ``neighbors[i]`` is the index of the drawn nearest neighbour of point i, in
+        the library and on the device of ``points``.
     """
     return nearest_neighbor_graphs([points], rng, workers=workers)[0]
 
@@ -40,27 +110,58 @@ def nearest_neighbor_graphs(clouds, rng, *, workers=-1):
 
     The draws are taken from ``rng`` cloud by cloud, in order, before any search,
     so the graphs are the same as from successive :func:`nearest_neighbors` calls.
-    Unless ``workers == 1`` the searches run in parallel threads (tree building and
-    querying release the GIL).
+    For NumPy clouds, unless ``workers == 1`` the searches run in parallel threads
+    (tree building and querying release the GIL); device clouds are searched in turn.
 
     Parameters
     ----------
-    clouds : sequence of ndarray of shape (n, d_k)
+    clouds : sequence of arrays of shape (n, d_k)
     rng : numpy.random.Generator
     workers : int, default=-1
 
     Returns
     -------
-    list of ndarray of shape (n,), int64
+    list of arrays of shape (n,), int64
     """
     draws = [rng.random(points.shape[0]) for points in clouds]
 
     def search(points, u):
-        if points.shape[1] == 1:
-            return nearest_neighbors_1d(points[:, 0], u)
-        return nearest_neighbors_kdtree(moderate_scale(points), u, workers=workers)
+        return neighbors_from_draws(points, u, workers=workers)
 
-    if workers == 1 or len(clouds) == 1:
+    if workers == 1 or len(clouds) == 1 or not isinstance(clouds[0], np.ndarray):
         return [search(points, u) for points, u in zip(clouds, draws)]
     with ThreadPoolExecutor(len(clouds)) as pool:
         return list(pool.map(search, clouds, draws))
+
+
+def safe_scale(points):
+    """Rescale by a power of two when squared distances would overflow or underflow."""
+    if isinstance(points, np.ndarray):
+        return moderate_scale(points)
+    from . import array
+
+    return array.moderate_scale(points)
+
+
+def shared_base_search(base, *, workers=-1):
+    """A search for the neighbours in ``(base, candidate)`` of many candidates.
+
+    Parameters
+    ----------
+    base : array of shape (n, d)
+        The shared block (finite float64; NumPy, PyTorch or CuPy).
+    workers : int, default=-1
+        Threads for the k-d tree queries (NumPy only).
+
+    Returns
+    -------
+    object
+        Its ``neighbors(block, u)`` gives the graph of ``(base, block)`` for the
+        draws ``u`` (in the block's library): :class:`.cpu.SharedBaseSearch` for
+        NumPy, :class:`.array.ListedBaseSearch` otherwise.
+    """
+    if isinstance(base, np.ndarray):
+        return SharedBaseSearch(base, workers=workers)
+    from . import array
+
+    return array.ListedBaseSearch(base)
