@@ -9,6 +9,7 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._validation import BACKENDS, check_backend
 from .foci import foci, lfoci
 
 __all__ = ["FOCISelector", "LFOCISelector"]
@@ -23,6 +24,7 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
+        "backend": [StrOptions(set(BACKENDS))],
     }
 
     @abstractmethod
@@ -36,7 +38,8 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
         Parameters
         ----------
         X : array_like of shape (n_samples, n_features)
-            Training features (n_samples >= 3).
+            Training features (n_samples >= 3); a PyTorch tensor or CuPy array
+            stays on its device with ``backend='auto'``.
         y : array_like of shape (n_samples,)
             Numeric response.
 
@@ -45,8 +48,14 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
         self : object
             The fitted selector.
         """
-        X, y = validate_data(self, X, y, y_numeric=True, ensure_min_samples=3,
-                             dtype=np.float64)
+        if self._on_device(X):
+            # The selection validates the data; only the bookkeeping is done here.
+            if X.ndim != 2:
+                raise ValueError(f"Expected a 2-D `X`, got {X.ndim} dimensions.")
+            self.n_features_in_ = X.shape[1]
+        else:
+            X, y = validate_data(self, X, y, y_numeric=True, ensure_min_samples=3,
+                                 dtype=np.float64)
         n_candidates = X.shape[1] if self.groups is None else np.unique(self.groups).size
         if self.max_features is not None and self.max_features > n_candidates:
             raise ValueError(
@@ -61,6 +70,32 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
         self.support_ = np.zeros(X.shape[1], dtype=bool)
         self.support_[result.selected_columns] = True
         return self
+
+    def _on_device(self, X):
+        """True when X is a tensor that the chosen backend keeps in its own library."""
+        library = check_backend(self.backend, X)
+        return library != "numpy" and check_backend("auto", X) == library
+
+    def transform(self, X):
+        """Keep the selected features of X.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features_in_)
+            A PyTorch tensor or CuPy array comes back as one, on its device.
+
+        Returns
+        -------
+        array of shape (n_samples, n_selected_features)
+        """
+        if not self._on_device(X):
+            return super().transform(X)
+        check_is_fitted(self)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has shape {tuple(X.shape)}, expected {self.n_features_in_} features."
+            )
+        return X[:, np.flatnonzero(self.support_).tolist()]
 
     def _get_support_mask(self):
         check_is_fitted(self)
@@ -98,6 +133,10 @@ def _parameters_doc(noise):
         in a :obj:`joblib.parallel_config` context; -1 means all processors.
     verbose : int, default=0
         Progress lines when positive.
+    backend : {{'auto', 'numpy', 'torch', 'cupy'}}, default='auto'
+        The array library of the neighbour searches. 'auto' follows X: PyTorch
+        tensors and CuPy arrays are searched on their device (and ``transform``
+        returns one), anything else with NumPy.
 """ + _ATTRIBUTES
 
 
@@ -152,7 +191,7 @@ class FOCISelector(_BaseFOCISelector):
     """
 
     def __init__(self, *, groups=None, max_features=None, stop=True, standardize="scale",
-                 random_state=None, n_jobs=None, verbose=0):
+                 random_state=None, n_jobs=None, verbose=0, backend="auto"):
         self.groups = groups
         self.max_features = max_features
         self.stop = stop
@@ -160,12 +199,13 @@ class FOCISelector(_BaseFOCISelector):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.backend = backend
 
     def _select(self, X, y):
         return foci(X, y, groups=self.groups, max_features=self.max_features,
                     stop=self.stop, standardize=self.standardize,
                     random_state=self.random_state, n_jobs=self.n_jobs,
-                    verbose=self.verbose)
+                    verbose=self.verbose, backend=self.backend)
 
 
 class LFOCISelector(_BaseFOCISelector):
@@ -198,7 +238,8 @@ class LFOCISelector(_BaseFOCISelector):
     }
 
     def __init__(self, *, groups=None, max_features=None, stop=True, standardize="scale",
-                 noise_scale=1e-4, random_state=None, n_jobs=None, verbose=0):
+                 noise_scale=1e-4, random_state=None, n_jobs=None, verbose=0,
+                 backend="auto"):
         self.groups = groups
         self.max_features = max_features
         self.stop = stop
@@ -207,9 +248,10 @@ class LFOCISelector(_BaseFOCISelector):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.backend = backend
 
     def _select(self, X, y):
         return lfoci(X, y, groups=self.groups, max_features=self.max_features,
                      stop=self.stop, standardize=self.standardize,
                      noise_scale=self.noise_scale, random_state=self.random_state,
-                     n_jobs=self.n_jobs, verbose=self.verbose)
+                     n_jobs=self.n_jobs, verbose=self.verbose, backend=self.backend)
