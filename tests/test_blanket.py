@@ -42,6 +42,54 @@ def test_bullseye_blanket_on_the_block_norms():
     assert np.mean(tpr) >= 0.75 and np.mean(fpr) <= 0.5
 
 
+def test_bullseye_blanket_with_rotation_invariant_group_features():
+    # Raw 3-D blocks: only the radius of each block matters, its direction is noise.
+    tpr, fpr = [], []
+    for seed in range(3):
+        data = make_bullseye(n_samples=5000, random_state=seed)
+        result = markov_blanket(data.X, data.y, groups=data.groups,
+                                group_features="norm", random_state=seed)
+        np.testing.assert_array_equal(result.reduced, np.arange(6))
+        found = set(result.blanket.tolist())
+        tpr.append(len(found & {2, 3, 4, 5}) / 4)
+        fpr.append(len(found & {0, 1}) / 2)
+    assert np.mean(tpr) >= 0.75 and np.mean(fpr) <= 0.5
+
+
+def test_group_norms_equal_the_norm_columns_given_directly():
+    data = make_bullseye(n_samples=1500, random_state=4)
+    blocks = data.X.reshape(-1, 6, 3)
+    blocks = (blocks - blocks.mean(axis=0)) / blocks.std(axis=0, ddof=1)
+    norms = np.linalg.norm(blocks, axis=2)
+    for randomized in (False, True):
+        direct = markov_blanket(norms, data.y, randomized=randomized, random_state=1)
+        reduced = markov_blanket(data.X, data.y, groups=data.groups,
+                                 group_features="norm", randomized=randomized,
+                                 random_state=1)
+        np.testing.assert_array_equal(reduced.blanket, direct.blanket)
+        np.testing.assert_array_equal(reduced.forward.selected, direct.forward.selected)
+        np.testing.assert_allclose(reduced.forward.scores, direct.forward.scores)
+
+
+def test_auto_group_features_keep_a_block_whose_direction_matters():
+    rng = np.random.default_rng(0)
+    n = 2000
+    direction = rng.normal(size=(n, 3))                       # y depends on a coordinate
+    radius = rng.uniform(0.5, 1, size=n)[:, None] * _unit(rng.normal(size=(n, 3)))
+    noise = rng.normal(size=(n, 2))
+    y = direction[:, 0] + np.linalg.norm(radius, axis=1) + 0.1 * rng.normal(size=n)
+    X = np.hstack([direction, radius, noise])
+    groups = np.array(["d", "d", "d", "r", "r", "r", "z", "z"])
+    result = markov_blanket(X, y, groups=groups, group_features="auto", random_state=0)
+    assert "d" not in result.reduced and "r" in result.reduced
+    assert {"d", "r"} <= set(result.blanket.tolist())
+    assert markov_blanket(X, y, groups=groups, random_state=0).reduced.size == 0
+
+
+def _unit(v):
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
 def test_grouped_blanket_returns_labels():
     data = make_bullseye(n_samples=1000, random_state=0)
     result = markov_blanket(data.X, data.y, groups=data.groups, random_state=0)
@@ -96,6 +144,11 @@ def test_bad_input():
         markov_blanket(data[:, 1:], data[:, 0], randomized=True, noise_scale=1.0)
     with pytest.raises(ValueError, match="one column"):
         markov_blankets(data, groups=[0, 0, 1, 2, 3])
+    with pytest.raises(ValueError, match="group_features"):
+        markov_blanket(data[:, 1:], data[:, 0], groups=[0, 0, 1, 1],
+                       group_features="radius")
+    with pytest.raises(ValueError, match="needs `groups`"):
+        markov_blanket(data[:, 1:], data[:, 0], group_features="norm")
 
 
 def test_plot_blanket_graph():
