@@ -50,7 +50,7 @@ method                     TPR    FPR    s/run   note
 =========================  =====  =====  ======  ==============================
 foci (baseline)            0.250  0.000  1.2     stops after one group
 lfoci                      0.250  0.000  0.9
-lfoci-vote5                0.250  0.000  ~5     same single group every draw
+lfoci-vote5                0.250  0.000  8.1     same single group every draw
 knn10-foci                 0.250  0.000  1.8
 knn50-foci                 0.250  0.000  7.1
 pc1                        0.000  0.000  0.8     T(y, X_j | X_k) <= 0 for some k
