@@ -1,0 +1,210 @@
+"""Parameter slices: one per output unit of a linear or convolutional layer.
+
+A slice is the set of parameters that produce one activation: the weight row and
+bias entry of an output unit of :class:`torch.nn.Linear`, the filter and bias entry of
+an output channel of a convolution. Slices are keyed by the module's name in
+``model.named_modules()`` and the unit index, never by the module's ``repr`` (two
+identically configured layers keep separate slices), and their parameters are
+addressed through ``model.named_parameters()`` names.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["Slice", "SliceMap", "record_activations"]
+
+HOOKABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+@dataclass(frozen=True, order=True)
+class Slice:
+    """One output unit of a layer: ``module`` (its name in the model) and ``unit``."""
+
+    module: str
+    unit: int
+
+    def __str__(self):
+        return f"{self.module}[{self.unit}]"
+
+
+@dataclass(frozen=True)
+class _Layer:
+    name: str
+    module: nn.Module
+    weight: str
+    bias: str | None
+    n_units: int
+    unit_size: int
+
+
+class SliceMap:
+    """The slices of a model and the parameter entries behind each.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Its :class:`~torch.nn.Linear` and ``Conv1d/2d/3d`` layers with trainable
+        weights are sliced; every other parameter (BatchNorm, embeddings, layer norms)
+        is never selected or updated.
+
+    Raises
+    ------
+    ValueError
+        If the model has no such layer.
+    """
+
+    def __init__(self, model):
+        names = {id(param): name for name, param in model.named_parameters()}
+        layers = []
+        for name, module in model.named_modules():
+            if not isinstance(module, HOOKABLE) or not module.weight.requires_grad:
+                continue
+            bias = module.bias
+            layers.append(_Layer(
+                name=name, module=module, weight=names[id(module.weight)],
+                bias=names[id(bias)] if bias is not None and bias.requires_grad else None,
+                n_units=module.weight.shape[0],
+                unit_size=module.weight[0].numel() + (bias is not None and bias.requires_grad)))
+        if not layers:
+            raise ValueError(
+                "the model has no trainable nn.Linear or nn.Conv1d/2d/3d layer: there are "
+                "no parameter slices to unlearn with")
+        self.layers = {layer.name: layer for layer in layers}
+        self.slices = [Slice(layer.name, unit) for layer in layers
+                       for unit in range(layer.n_units)]
+        self._position = {s: i for i, s in enumerate(self.slices)}
+
+    def __len__(self):
+        return len(self.slices)
+
+    def index(self, item):
+        """Position of a :class:`Slice` (or a ``(module, unit)`` pair) in :attr:`slices`."""
+        key = item if isinstance(item, Slice) else Slice(*item)
+        try:
+            return self._position[key]
+        except KeyError:
+            raise ValueError(f"{key} is not a slice of this model (modules with slices: "
+                             f"{', '.join(self.layers)})") from None
+
+    def size(self, item):
+        """Number of parameters of one slice."""
+        return self.layers[self.slices[self.index(item)].module].unit_size
+
+    @property
+    def n_parameters(self):
+        """Number of parameters in all slices together."""
+        return sum(layer.n_units * layer.unit_size for layer in self.layers.values())
+
+    def block(self, slices):
+        """The parameter entries of ``slices``: a :class:`Block`."""
+        rows = {}
+        for item in slices:
+            layer = self.layers[self.slices[self.index(item)].module]
+            unit = item.unit if isinstance(item, Slice) else item[1]
+            for param in (layer.weight, layer.bias):
+                if param is not None:
+                    rows.setdefault(param, set()).add(unit)
+        return Block({name: torch.tensor(sorted(units)) for name, units in rows.items()})
+
+
+class Block:
+    """Rows of named parameters, flattened into one vector in a fixed order.
+
+    Shared parameters (one tensor used by two layers) appear once.
+
+    Parameters
+    ----------
+    rows : dict of str to LongTensor
+        For each parameter name, the sorted indices along its first dimension.
+    """
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def size(self, params):
+        """Length of the flat block vector for the parameter dict ``params``."""
+        return sum(params[name][rows].numel() for name, rows in self.rows.items())
+
+    def gather(self, params):
+        """The block's entries of ``params`` (a name-to-tensor dict), as one vector."""
+        return torch.cat([params[name][rows].reshape(-1) for name, rows in self.rows.items()])
+
+    def scatter(self, params, theta):
+        """A copy of ``params`` with the block replaced by ``theta`` (differentiable)."""
+        out = dict(params)
+        start = 0
+        for name, rows in self.rows.items():
+            base = params[name]
+            shape = (len(rows),) + tuple(base.shape[1:])
+            count = shape[0] * base[0].numel()
+            out[name] = base.index_put((rows,), theta[start:start + count].reshape(shape))
+            start += count
+        return out
+
+    def write(self, model, theta):
+        """Write ``theta`` into the model's parameters, in place."""
+        params = dict(model.named_parameters())
+        updated = self.scatter({name: params[name].detach() for name in self.rows}, theta)
+        with torch.no_grad():
+            for name in self.rows:
+                params[name].copy_(updated[name])
+
+
+def record_activations(model, layers, inputs, *, position_mask=None):
+    """Per-unit activations of ``layers`` on a batch, one column per unit and call.
+
+    Outputs are taken before any nonlinearity that follows the layer (the layer's own
+    output). Positions (the spatial dimensions of a convolution, the token dimension of
+    a linear layer applied to a sequence) are averaged, leaving out positions where
+    ``position_mask`` is False. A module called several times in one forward pass
+    contributes one set of columns per call; a module never called contributes none.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    layers : dict of str to _Layer
+        From :attr:`SliceMap.layers`.
+    inputs : Tensor
+        A batch of model inputs.
+    position_mask : Tensor of bool, shape (batch, positions), optional
+        Which sequence positions count (padding excluded).
+
+    Returns
+    -------
+    activations : Tensor of shape (batch, n_columns)
+    column_slices : list of Slice
+        The slice each column belongs to.
+    outputs : Tensor
+        The model's output on ``inputs``.
+    """
+    recorded = []
+
+    def hook_for(name, layer_type):
+        def hook(module, args, output):
+            if isinstance(layer_type, nn.Linear):
+                values = output.reshape(output.shape[0], -1, output.shape[-1])
+                if position_mask is not None and values.shape[1] == position_mask.shape[1]:
+                    weights = position_mask.to(values.dtype).unsqueeze(-1)
+                    values = (values * weights).sum(1) / weights.sum(1).clamp_min(1)
+                else:
+                    values = values.mean(1)
+            else:
+                values = output.reshape(output.shape[0], output.shape[1], -1).mean(-1)
+            recorded.append((name, values.detach()))
+        return hook
+
+    handles = [layer.module.register_forward_hook(hook_for(name, layer.module))
+               for name, layer in layers.items()]
+    try:
+        outputs = model(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    columns = [values for _, values in recorded]
+    column_slices = [Slice(name, unit) for name, values in recorded
+                     for unit in range(values.shape[1])]
+    if not columns:
+        raise ValueError("no sliced layer was called in the model's forward pass")
+    return torch.cat(columns, dim=1), column_slices, outputs

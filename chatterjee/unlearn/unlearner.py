@@ -1,0 +1,493 @@
+"""The Unlearner: select parameter slices, take a block Newton step, add noise."""
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+
+from .._validation import check_random_state
+from ._data import TrainingData
+from .curvature import BlockObjective, damped_newton_step
+from .noise import sekhari_noise_std
+from .perturb import gaussian_perturbation, perturbation_table
+from .select import SELECTIONS, cap_slices, check_explicit, lfoci_slices, rank_by_gradient
+from .slices import SliceMap
+
+__all__ = ["ForgetReport", "Unlearner"]
+
+
+@dataclass
+class ForgetReport:
+    """What one :meth:`Unlearner.forget` call did.
+
+    Attributes
+    ----------
+    indices : list of int
+        The removed training samples.
+    slices : list of Slice
+        Every slice updated, in the order first chosen.
+    n_parameters : int
+        Parameters updated (the union over passes).
+    passes : list of dict
+        Per pass: ``slices``, ``n_parameters``, ``solver``, ``damping``,
+        ``curvature_min``, ``accepted``, ``objective_before``, ``objective_after``
+        (the retained objective) and ``retained_gradient_norm`` (after the pass).
+    removed_loss_before, removed_loss_after : float
+        Mean loss of the removed samples.
+    retained_gradient_norm_before, retained_gradient_norm_after : float
+        Norm of the retained objective's gradient over all sliced parameters (after
+        noise, if any).
+    noise_std : float
+        Standard deviation of the noise added to the updated parameters (0 if none).
+    retrain_due : bool or None
+        From the :class:`~chatterjee.unlearn.noise.RemovalBudget`, if one was given.
+    timings : dict of str to float
+        Seconds spent selecting (``"selection"``, perturbations included), on
+        curvature and the solve (``"newton"``), and in all (``"total"``).
+    """
+
+    indices: list
+    slices: list = field(default_factory=list)
+    n_parameters: int = 0
+    passes: list = field(default_factory=list)
+    removed_loss_before: float = float("nan")
+    removed_loss_after: float = float("nan")
+    retained_gradient_norm_before: float = float("nan")
+    retained_gradient_norm_after: float = float("nan")
+    noise_std: float = 0.0
+    retrain_due: bool | None = None
+    timings: dict = field(default_factory=dict)
+
+
+class Unlearner:
+    """Remove training samples from a trained PyTorch model by block Newton steps.
+
+    The training objective is ``F(w) = mean_i loss(w, z_i) + (weight_decay / 2)
+    ||w||^2``. Removing a set of k samples moves the selected parameters P by a Newton
+    step on the retained objective, ``w_P <- w_P - H_PP^{-1} grad_P F_retained(w)``,
+    with the exact block Hessian on the retained data (Mehta et al., CVPR 2022,
+    algorithm 1, without its finite-difference Hessian). The other parameters do not
+    change. Which parameters P are updated is the ``selection`` rule's choice: by
+    default L-FOCI finds the slices (output units of linear and convolutional layers)
+    whose activations the removed samples' loss depends on, under perturbations of
+    those samples.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained model. It is changed in place by :meth:`forget`.
+    loss_fn : callable
+        ``loss_fn(outputs, targets)``: a mean over the batch (as
+        ``torch.nn.CrossEntropyLoss()``), the loss the model was trained with.
+    train_data : (Tensor, Tensor), Dataset or DataLoader
+        The training set; samples are addressed by their index in it.
+    weight_decay : float, default=0.0
+        The L2 coefficient of the training objective.
+    selection : {"lfoci", "gradient", "random", "full"} or list of Slice, default="lfoci"
+        ``"lfoci"``: slices L-FOCI selects from perturbed activations.
+        ``"gradient"``: slices with the largest gradient norm of the removed loss.
+        ``"random"``: random slices. ``"full"``: every slice (a full Newton step on all
+        linear and convolutional parameters). A list of :class:`Slice` (or
+        ``(module_name, unit)`` pairs): exactly those.
+    n_perturbations : int, default=256
+        Perturbed copies per removal for ``"lfoci"``.
+    perturbation : float or callable, default=0.1
+        A float adds Gaussian noise with that standard deviation times the standard
+        deviation of the training inputs. A callable ``perturb(inputs, n_copies,
+        generator)`` returns ``(n_copies, *inputs.shape)`` perturbed copies (see
+        :func:`~chatterjee.unlearn.token_replacement` for token inputs).
+    max_slices : int, optional
+        Cap on the slices one pass updates (``"lfoci"``, ``"gradient"``,
+        ``"random"``).
+    max_parameters : int or float, default=0.3
+        Cap on the parameters one pass updates: a count, or a fraction in (0, 1] of
+        all sliced parameters. Slices are taken in the rule's order; one that would
+        break the cap is skipped.
+    curvature : {"exact", "gauss_newton"}, default="exact"
+        The block Hessian, or the generalized Gauss-Newton matrix.
+    curvature_samples : int, optional
+        Average the curvature over this many retained samples drawn at random (all
+        retained samples by default). Gradients always use all retained samples.
+    max_passes : int, default=1
+        Select-and-update passes per removal. Each later pass chooses among slices
+        not yet updated by this removal (all of them again once every slice has been
+        updated), until the retained gradient norm is at most ``tol``.
+    tol : float, default=1e-10
+        Stop the passes once the retained gradient norm is at most this.
+    noise : None, float or "sekhari", default=None
+        Gaussian noise added to the updated parameters after the passes: a standard
+        deviation, or Sekhari et al.'s calibration for the removals so far with
+        ``epsilon``, ``delta`` and ``weight_decay`` (see
+        :mod:`chatterjee.unlearn.noise`; a certificate only for strongly convex
+        models).
+    epsilon, delta : float, default=1.0, 1e-5
+        The privacy target of ``noise="sekhari"``.
+    budget : RemovalBudget, optional
+        Charged with each removal's residual ``n_retained * ||grad F_retained||``;
+        the report's ``retrain_due`` says when it is spent.
+    position_mask : callable, optional
+        ``position_mask(inputs) -> bool Tensor (batch, positions)``: the sequence
+        positions that count when activations are averaged (padding excluded).
+    batch_size : int, optional
+        Samples per forward pass over the training data (default: the DataLoader's,
+        else 1024).
+    max_dense : int, default=4096
+        Blocks with at most this many parameters are solved with a dense float64
+        Cholesky factorization; larger ones by conjugate gradients on
+        Hessian-vector products (no p x p matrix).
+    random_state : None, int or numpy.random.Generator, default=None
+        Seeds perturbations, L-FOCI, random selections, curvature subsamples and noise.
+
+    Attributes
+    ----------
+    removed : list of int
+        Training indices removed so far.
+    n_retained : int
+        Training samples left (n decreases with each removal).
+    slice_map : SliceMap
+        The model's slices.
+    reports : list of ForgetReport
+        One per successful :meth:`forget`.
+
+    Notes
+    -----
+    The model is evaluated in ``eval()`` mode throughout (BatchNorm uses its running
+    statistics and its parameters are never updated; dropout is off), and its mode is
+    restored afterwards. BatchNorm running statistics were computed with the removed
+    samples and are not recomputed. A failed :meth:`forget` restores the model's
+    parameters and buffers bit for bit and leaves the Unlearner's state unchanged.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from chatterjee.unlearn import Unlearner
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> X = torch.randn(200, 5, dtype=torch.float64)
+    >>> y = (X[:, 0] > 0).long()
+    >>> model = torch.nn.Linear(5, 2).double()
+    >>> loss_fn = torch.nn.CrossEntropyLoss()
+    >>> opt = torch.optim.LBFGS(model.parameters(), max_iter=200, line_search_fn="strong_wolfe")
+    >>> def closure():
+    ...     opt.zero_grad()
+    ...     loss = loss_fn(model(X), y) + 0.5e-2 * sum((p ** 2).sum() for p in model.parameters())
+    ...     loss.backward()
+    ...     return loss
+    >>> _ = opt.step(closure)
+    >>> u = Unlearner(model, loss_fn, (X, y), weight_decay=1e-2, selection="full",
+    ...               random_state=0)
+    >>> report = u.forget(3)
+    >>> report.removed_loss_after > report.removed_loss_before
+    True
+    >>> u.n_retained
+    199
+    """
+
+    def __init__(self, model, loss_fn, train_data, *, weight_decay=0.0, selection="lfoci",
+                 n_perturbations=256, perturbation=0.1, max_slices=None,
+                 max_parameters=0.3, curvature="exact", curvature_samples=None,
+                 max_passes=1, tol=1e-10, noise=None, epsilon=1.0, delta=1e-5,
+                 budget=None, position_mask=None, batch_size=None, max_dense=4096,
+                 random_state=None):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not callable(loss_fn):
+            raise TypeError("loss_fn must be callable: loss_fn(outputs, targets)")
+        self.model, self.loss_fn = model, loss_fn
+        self.data = TrainingData(train_data, batch_size=batch_size)
+        self.slice_map = SliceMap(model)
+        self.weight_decay = _check_real(weight_decay, "weight_decay", low=0.0)
+        if isinstance(selection, str):
+            if selection not in SELECTIONS:
+                raise ValueError(f"selection must be one of {SELECTIONS} or a list of "
+                                 f"slices, got {selection!r}")
+        else:
+            selection = check_explicit(selection, self.slice_map)
+        self.selection = selection
+        self.n_perturbations = _check_int(n_perturbations, "n_perturbations", low=10)
+        self.max_slices = None if max_slices is None else _check_int(
+            max_slices, "max_slices", low=1)
+        self.max_parameters = self._check_max_parameters(max_parameters)
+        if curvature not in ("exact", "gauss_newton"):
+            raise ValueError(f"curvature must be 'exact' or 'gauss_newton', got {curvature!r}")
+        self.curvature = curvature
+        self.curvature_samples = None if curvature_samples is None else _check_int(
+            curvature_samples, "curvature_samples", low=1)
+        self.max_passes = _check_int(max_passes, "max_passes", low=1)
+        self.tol = _check_real(tol, "tol", low=0.0)
+        if not (noise is None or noise == "sekhari"
+                or (isinstance(noise, Real) and noise >= 0)):
+            raise ValueError(f"noise must be None, a standard deviation >= 0 or 'sekhari', "
+                             f"got {noise!r}")
+        if noise == "sekhari":
+            sekhari_noise_std(self.data.n_samples, 1, self.weight_decay, epsilon, delta)
+        self.noise, self.epsilon, self.delta, self.budget = noise, epsilon, delta, budget
+        self.position_mask = position_mask
+        self.max_dense = _check_int(max_dense, "max_dense", low=1)
+        self._perturb = self._make_perturbation(perturbation)
+        self._rng = check_random_state(random_state)
+        self.removed = []
+        self.reports = []
+
+    @property
+    def n_retained(self):
+        return self.data.n_samples - len(self.removed)
+
+    # ----------------------------------------------------------------------------------
+    def forget(self, indices):
+        """Remove training samples from the model, in place and atomically.
+
+        Parameters
+        ----------
+        indices : int or sequence of int
+            Indices into the training data (one sample, or a batch removed together).
+
+        Returns
+        -------
+        ForgetReport
+
+        Raises
+        ------
+        ValueError
+            An index out of range, repeated, or already removed, or a removal that
+            would leave no training sample. Any error leaves the model unchanged.
+        """
+        indices = self._check_indices(indices)
+        snapshot = {key: value.detach().clone() for key, value in
+                    self.model.state_dict(keep_vars=True).items()}
+        was_training = self.model.training
+        rng_state = self._rng.bit_generator.state
+        try:
+            self.model.eval()
+            report = self._forget(indices)
+        except BaseException:
+            with torch.no_grad():
+                for key, value in self.model.state_dict(keep_vars=True).items():
+                    value.copy_(snapshot[key])
+            self._rng.bit_generator.state = rng_state
+            raise
+        finally:
+            self.model.train(was_training)
+        self.removed.extend(indices)
+        self.reports.append(report)
+        return report
+
+    def forget_class(self, label):
+        """Remove every remaining training sample whose target equals ``label``."""
+        targets = self.data.targets()
+        matches = torch.nonzero(targets.reshape(targets.shape[0], -1)[:, 0] == label)[:, 0]
+        removed = set(self.removed)
+        indices = [int(i) for i in matches if int(i) not in removed]
+        if not indices:
+            raise ValueError(f"no remaining training sample has target {label!r}")
+        return self.forget(indices)
+
+    # ----------------------------------------------------------------------------------
+    def _forget(self, indices):
+        started = time.perf_counter()
+        timings = {"selection": 0.0, "newton": 0.0}
+        removed = torch.tensor(indices)
+        retained = self._retained(indices)
+        report = ForgetReport(indices=list(indices))
+        report.removed_loss_before = self._objective(retained, self.slice_map.slices) \
+            .removed_loss(self._sliced_theta(), removed)
+        gradient = self._retained_gradient(retained)
+        report.retained_gradient_norm_before = _norm(gradient)
+        updated = []
+        for _ in range(self.max_passes):
+            if report.retained_gradient_norm_after <= self.tol:
+                break
+            tick = time.perf_counter()
+            exclude = set(updated) if len(updated) < len(self.slice_map) else set()
+            slices = self._select(indices, removed, gradient, exclude)
+            timings["selection"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            objective = self._objective(retained, slices)
+            theta = objective.theta
+            step, info = damped_newton_step(objective, theta, objective.gradient(theta),
+                                            kind=self.curvature, max_dense=self.max_dense)
+            objective.block.write(self.model, theta + step)
+            timings["newton"] += time.perf_counter() - tick
+            gradient = self._retained_gradient(retained)
+            updated.extend(s for s in slices if s not in updated)
+            report.retained_gradient_norm_after = _norm(gradient)
+            report.passes.append({**info, "slices": slices,
+                                  "n_parameters": theta.numel(),
+                                  "retained_gradient_norm": report.retained_gradient_norm_after})
+        report.slices = updated
+        block = self.slice_map.block(updated)
+        params = {name: p.detach() for name, p in self.model.named_parameters()}
+        report.n_parameters = block.size(params)
+        report.noise_std = self._noise_std(len(indices))
+        if report.noise_std > 0:
+            theta = block.gather(params)
+            noise = torch.from_numpy(self._rng.normal(size=theta.numel()))
+            block.write(self.model, theta + report.noise_std * noise.to(theta))
+            gradient = self._retained_gradient(retained)
+            report.retained_gradient_norm_after = _norm(gradient)
+        report.removed_loss_after = self._objective(retained, self.slice_map.slices) \
+            .removed_loss(self._sliced_theta(), removed)
+        if self.budget is not None:
+            report.retrain_due = self.budget.spend(
+                len(retained) * report.retained_gradient_norm_after)
+        timings["total"] = time.perf_counter() - started
+        report.timings = timings
+        return report
+
+    def _select(self, indices, removed, retained_gradient, exclude):
+        if not isinstance(self.selection, str):
+            return self.selection
+        if self.selection == "full":
+            return list(self.slice_map.slices)
+        caps = {"max_slices": self.max_slices, "max_parameters": self.max_parameters}
+        if self.selection == "random":
+            order = self._rng.permutation(len(self.slice_map))
+            ranked = [self.slice_map.slices[i] for i in order
+                      if self.slice_map.slices[i] not in exclude]
+            return self._capped(ranked, caps)
+        if self.selection == "lfoci":
+            inputs, targets = self.data.get(removed)
+            generator = torch.Generator().manual_seed(int(self._rng.integers(2 ** 63)))
+            activations, losses, columns = perturbation_table(
+                self.model, self.loss_fn, self.slice_map.layers, inputs, targets,
+                self._perturb, self.n_perturbations, generator,
+                position_mask=self.position_mask, batch_size=self.data.batch_size)
+            ranked = lfoci_slices(activations.double().cpu().numpy(),
+                                  losses.double().cpu().numpy(), columns, exclude=exclude,
+                                  random_state=self._rng)
+            chosen = cap_slices(ranked, self.slice_map, **caps)
+            if chosen:
+                return chosen
+            warnings.warn("L-FOCI found no slice the removed samples' loss depends on "
+                          "under the perturbations; falling back to the gradient rule",
+                          RuntimeWarning, stacklevel=4)
+        return self._capped(rank_by_gradient(self.slice_map, self._removed_gradient(removed),
+                                             exclude=exclude), caps)
+
+    def _capped(self, ranked, caps):
+        chosen = cap_slices(ranked, self.slice_map, **caps)
+        if not chosen:
+            smallest = min(self.slice_map.size(s) for s in ranked)
+            raise ValueError(f"max_parameters={self.max_parameters} is smaller than the "
+                             f"smallest candidate slice ({smallest} parameters)")
+        return chosen
+
+    # ----------------------------------------------------------------------------------
+    def _sliced_theta(self):
+        params = {name: p.detach() for name, p in self.model.named_parameters()}
+        return self.slice_map.block(self.slice_map.slices).gather(params)
+
+    def _objective(self, retained, slices):
+        curvature = None
+        if self.curvature_samples is not None and self.curvature_samples < len(retained):
+            chosen = self._rng.choice(len(retained), self.curvature_samples, replace=False)
+            curvature = retained[torch.from_numpy(np.sort(chosen))]
+        return BlockObjective(self.model, self.loss_fn, self.data, retained,
+                              self.weight_decay, self.slice_map.block(slices),
+                              curvature_samples=curvature)
+
+    def _retained_gradient(self, retained):
+        """Gradient of F_retained over every sliced parameter, as a name→tensor dict."""
+        names = list(self.slice_map.block(self.slice_map.slices).rows)
+        params = dict(self.model.named_parameters())
+        total = {name: torch.zeros_like(params[name]) for name in names}
+        for inputs, targets in self.data.batches(retained):
+            loss = self.loss_fn(self.model(inputs), targets) * (inputs.shape[0] / len(retained))
+            for name, g in zip(names, torch.autograd.grad(loss, [params[n] for n in names],
+                                                          allow_unused=True)):
+                if g is not None:
+                    total[name] += g
+        return {name: g + self.weight_decay * params[name].detach()
+                for name, g in total.items()}
+
+    def _removed_gradient(self, removed):
+        names = list(self.slice_map.block(self.slice_map.slices).rows)
+        params = dict(self.model.named_parameters())
+        inputs, targets = self.data.get(removed)
+        loss = self.loss_fn(self.model(inputs), targets)
+        grads = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
+        return {name: g for name, g in zip(names, grads) if g is not None}
+
+    def _noise_std(self, n_new):
+        if self.noise is None:
+            return 0.0
+        if self.noise == "sekhari":
+            return sekhari_noise_std(self.data.n_samples, len(self.removed) + n_new,
+                                     self.weight_decay, self.epsilon, self.delta)
+        return float(self.noise)
+
+    def _retained(self, indices):
+        mask = torch.ones(self.data.n_samples, dtype=torch.bool)
+        mask[torch.tensor(self.removed + list(indices), dtype=torch.long)] = False
+        return torch.nonzero(mask)[:, 0]
+
+    def _check_indices(self, indices):
+        if isinstance(indices, torch.Tensor):
+            indices = indices.reshape(-1).tolist()
+        elif isinstance(indices, Integral):
+            indices = [indices]
+        indices = list(indices)
+        if not indices:
+            raise ValueError("no index to forget")
+        n = self.data.n_samples
+        for i in indices:
+            if isinstance(i, bool) or not isinstance(i, Integral):
+                raise TypeError(f"indices must be integers, got {i!r}")
+            if not 0 <= i < n:
+                raise ValueError(f"index {i} is out of range for {n} training samples")
+        indices = [int(i) for i in indices]
+        if len(set(indices)) != len(indices):
+            raise ValueError("indices contain duplicates")
+        already = sorted(set(indices) & set(self.removed))
+        if already:
+            raise ValueError(f"samples already removed: {already[:10]}")
+        if len(indices) >= self.n_retained:
+            raise ValueError("the removal would leave no training sample; retrain instead")
+        return indices
+
+    def _check_max_parameters(self, value):
+        if value is None:
+            return None
+        total = self.slice_map.n_parameters
+        if isinstance(value, Integral) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError(f"max_parameters must be >= 1, got {value}")
+            return int(value)
+        if isinstance(value, Real) and 0 < value <= 1:
+            return max(1, int(value * total))
+        raise ValueError("max_parameters must be a count >= 1 or a fraction in (0, 1], "
+                         f"got {value!r}")
+
+    def _make_perturbation(self, perturbation):
+        if callable(perturbation):
+            return perturbation
+        scale = _check_real(perturbation, "perturbation", low=0.0)
+        inputs, _ = self.data.get(torch.arange(min(self.data.n_samples, 10_000)))
+        if not torch.is_floating_point(inputs):
+            if self.selection == "lfoci":
+                raise ValueError(
+                    "the training inputs are not floating point (token ids?): pass a "
+                    "perturbation callable such as chatterjee.unlearn.token_replacement")
+            return None
+        spread = float(inputs.double().std())
+        return gaussian_perturbation(scale * (spread if spread > 0 else 1.0))
+
+
+def _norm(gradients):
+    return float(torch.sqrt(sum((g.double() ** 2).sum() for g in gradients.values())))
+
+
+def _check_int(value, name, *, low):
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_real(value, name, *, low):
+    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value) \
+            or value < low:
+        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
+    return float(value)
