@@ -18,8 +18,8 @@ __all__ = ["AdversarialFit", "AdversarialHeads", "GradientReversal", "reversal_s
            "select_spurious_attributes", "train_with_adversaries"]
 
 
-def select_spurious_attributes(attributes, target, *, randomized=True, random_state=None,
-                               **options):
+def select_spurious_attributes(attributes, target, *, categorical=False, randomized=True,
+                               random_state=None, **options):
     """The attributes to regularize against: the target's Markov blanket among them.
 
     Parameters
@@ -29,6 +29,15 @@ def select_spurious_attributes(attributes, target, *, randomized=True, random_st
         their ties).
     target : array_like of shape (n_samples,)
         The label the network predicts (numeric codes for a classification).
+    categorical : bool, default=False
+        Treat ``target`` as unordered classes: the result is the union of the
+        blankets of the one-vs-rest indicators ``target == c``. CODEC reads a
+        numeric target as ordered, so with class codes it sees an attribute that
+        splits the classes into non-contiguous sets (say odd and even digits)
+        only weakly; every such attribute changes some class's indicator. If each
+        indicator is independent of the other attributes given its blanket, so is
+        the whole label given the union. Each indicator's search can admit a
+        noise attribute, so the union has more false positives.
     randomized : bool, default=True
         Use L-FOCI (the paper's choice for discrete attributes).
     random_state : None, int or numpy.random.Generator, default=None
@@ -52,10 +61,25 @@ def select_spurious_attributes(attributes, target, *, randomized=True, random_st
     >>> select_spurious_attributes(np.column_stack([unrelated, shortcut]), label,
     ...                            random_state=0)
     array([3])
+    >>> digit = rng.integers(0, 10, size=2000)
+    >>> odd = np.where(rng.random(2000) < 0.9, digit % 2, 1 - digit % 2)
+    >>> chosen = select_spurious_attributes(np.column_stack([unrelated, odd]), digit,
+    ...                                     categorical=True, random_state=0)
+    >>> 3 in chosen   # with noise attributes 0 and 1 let through (see above)
+    True
     """
-    result = markov_blanket(attributes, target, randomized=randomized,
-                            random_state=random_state, **options)
-    return np.asarray(result.blanket, dtype=np.int64)
+    if not categorical:
+        result = markov_blanket(attributes, target, randomized=randomized,
+                                random_state=random_state, **options)
+        return np.asarray(result.blanket, dtype=np.int64)
+    target = np.asarray(target)
+    rng = np.random.default_rng(random_state)
+    chosen = set()
+    for level in np.unique(target):
+        result = markov_blanket(attributes, (target == level).astype(float),
+                                randomized=randomized, random_state=rng, **options)
+        chosen.update(int(k) for k in result.blanket)
+    return np.array(sorted(chosen), dtype=np.int64)
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -205,8 +229,8 @@ class AdversarialHeads(torch.nn.Module):
             raise ValueError(f"`alpha` must be >= 0, got {value!r}.")
         self.reversal.alpha = float(value)
 
-    def forward(self, features, labels=None):
-        inputs = self.reversal(features)
+    def forward(self, features, labels=None, reverse=True):
+        inputs = self.reversal(features) if reverse else features
         if self.n_labels is not None:
             if labels is None:
                 raise ValueError("These heads are conditioned on the label: pass `labels`.")
@@ -245,18 +269,32 @@ class AdversarialFit:
 
 
 def train_with_adversaries(encoder, classifier, x, y, attributes=None, *, selected=(),
-                           max_alpha=1.0, schedule="dann", conditional=True,
-                           adversary_steps=1, epochs=30, batch_size=64, lr=3e-3,
-                           hidden=32, random_state=None):
+                           objective="confusion", max_alpha=1.0, schedule="dann",
+                           conditional=True, adversary_steps=1, epochs=30, batch_size=64,
+                           lr=3e-3, hidden=32, random_state=None):
     """Train ``classifier(encoder(x))`` on ``y`` with adversaries on some attributes.
 
-    Each minibatch step minimizes the task cross-entropy plus the summed
-    cross-entropy of one :class:`AdversarialHeads` per selected attribute, behind a
-    gradient reversal: the heads learn the attributes from the encoder's features,
-    the encoder learns to hide them. ``adversary_steps - 1`` extra steps train the
-    heads alone on the same batch (a stronger adversary). With no attribute selected
-    the same loop trains the plain network, so that every arm of a comparison gets
-    the same budget. ``encoder`` and ``classifier`` are trained in place (Adam).
+    One :class:`AdversarialHeads` head per selected attribute learns to predict it
+    from the encoder's features (and the label, when ``conditional``); the encoder
+    is trained on the task loss plus ``alpha`` times an adversarial term:
+
+    * ``objective='reversal'``: the paper's gradient reversal. Encoder, classifier
+      and heads take one joint step on task loss + heads' cross-entropy, the
+      reversal layer flipping the heads' gradient into the encoder. The encoder
+      *maximizes* the heads' cross-entropy, which it can do by making the heads
+      confidently wrong rather than uninformed; in our experiments the attribute
+      stayed readable from the features (see ``docs/spurious.md``).
+    * ``objective='confusion'`` (default): the encoder minimizes the cross-entropy
+      of the heads' predictions against the attribute's training frequencies
+      (given the label, when ``conditional``), which is smallest when the heads
+      can do no better than those frequencies; the heads are trained separately,
+      on detached features. The term is bounded, so the game does not diverge
+      (Alvi et al., 2018, "Turning a blind eye").
+
+    ``adversary_steps`` head updates are made per minibatch (with 'reversal', the
+    first is the joint step). With no attribute selected the same loop trains the
+    plain network, so that every arm of a comparison gets the same budget.
+    ``encoder`` and ``classifier`` are trained in place (Adam).
 
     Parameters
     ----------
@@ -273,10 +311,12 @@ def train_with_adversaries(encoder, classifier, x, y, attributes=None, *, select
     selected : sequence of int, default=()
         Columns of ``attributes`` to regularize against, e.g. from
         :func:`select_spurious_attributes`.
+    objective : {'confusion', 'reversal'}, default='confusion'
+        The encoder's adversarial term (see above).
     max_alpha : float, default=1.0
-        Reversal strength (its final value under a schedule).
+        Weight of the adversarial term (its final value under a schedule).
     schedule : {'dann', 'constant'}, default='dann'
-        'dann' ramps the strength with :func:`reversal_schedule` over the epochs;
+        'dann' ramps the weight with :func:`reversal_schedule` over the epochs;
         'constant' uses ``max_alpha`` throughout.
     conditional : bool, default=True
         Condition the heads on the task label (see :class:`AdversarialHeads`).
@@ -310,6 +350,8 @@ def train_with_adversaries(encoder, classifier, x, y, attributes=None, *, select
     >>> len(fit.task_loss), round(fit.alphas[-1], 3)
     (3, 1.0)
     """
+    if objective not in ("confusion", "reversal"):
+        raise ValueError(f"`objective` must be 'confusion' or 'reversal', got {objective!r}.")
     if schedule not in ("dann", "constant"):
         raise ValueError(f"`schedule` must be 'dann' or 'constant', got {schedule!r}.")
     if adversary_steps < 1:
@@ -332,8 +374,12 @@ def train_with_adversaries(encoder, classifier, x, y, attributes=None, *, select
             torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
             heads = AdversarialHeads(width, levels, alpha=0.0, hidden=hidden,
                                      n_labels=n_labels if conditional else None)
-        parameters += list(heads.parameters())
         head_optimizer = torch.optim.Adam(heads.parameters(), lr=lr)
+        if objective == "reversal":
+            parameters += list(heads.parameters())
+        else:
+            priors = _attribute_frequencies(attributes, y if conditional else None,
+                                            levels, n_labels)
     optimizer = torch.optim.Adam(parameters, lr=lr)
     fit = AdversarialFit(heads)
     for epoch in range(epochs):
@@ -344,16 +390,27 @@ def train_with_adversaries(encoder, classifier, x, y, attributes=None, *, select
             features = encoder(x[batch])
             loss = torch.nn.functional.cross_entropy(classifier(features), y[batch])
             task_total += float(loss.detach())
+            extra_steps = 0
             if heads is not None:
-                heads.alpha = alpha
                 labels = y[batch] if conditional else None
-                adversary = heads.loss(features, attributes[batch], labels)
+                if objective == "reversal":
+                    heads.alpha = alpha
+                    adversary = heads.loss(features, attributes[batch], labels)
+                    extra_steps = adversary_steps - 1
+                else:
+                    logits = heads(features, labels, reverse=False)
+                    adversary = sum(
+                        -(prior[y[batch] if conditional else 0]
+                          * torch.log_softmax(logit, dim=1)).sum(dim=1).mean()
+                        for prior, logit in zip(priors, logits))
+                    adversary = alpha * adversary
+                    extra_steps = adversary_steps
                 adversary_total += float(adversary.detach())
                 loss = loss + adversary
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            for _ in range(adversary_steps - 1):
+            for _ in range(extra_steps):
                 head_optimizer.zero_grad()
                 heads.loss(features.detach(), attributes[batch], labels).backward()
                 head_optimizer.step()
@@ -363,3 +420,15 @@ def train_with_adversaries(encoder, classifier, x, y, attributes=None, *, select
         fit.adversary_loss.append(adversary_total / n_batches if heads is not None
                                   else float("nan"))
     return fit
+
+
+def _attribute_frequencies(attributes, labels, levels, n_labels):
+    """Per attribute, a (n_labels, k) (or (1, k) without labels) table of P(A = a | Y)."""
+    rows = labels if labels is not None else torch.zeros(len(attributes), dtype=torch.long)
+    n_rows = n_labels if labels is not None else 1
+    tables = []
+    for k, n_levels in enumerate(levels):
+        counts = torch.zeros(n_rows, n_levels)
+        counts.index_put_((rows, attributes[:, k]), torch.ones(len(rows)), accumulate=True)
+        tables.append((counts + 1e-3) / (counts + 1e-3).sum(dim=1, keepdim=True))
+    return tables
