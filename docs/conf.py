@@ -70,8 +70,8 @@ autodoc_typehints = "none"
 autodoc_member_order = "bysource"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
-# Parameter and attribute types are parsed (as scikit-learn does), so that shapes like
-# ``(n_features_in_,)`` are text, not reST link targets; unknown words stay plain.
+# Parameter and return types become links where they name a documented object (as in
+# scikit-learn's reference: ``FociResult`` in a Returns section); other words stay text.
 numpydoc_xref_param_type = True
 numpydoc_xref_ignore = "all"
 # numpydoc's default links for these words point into the Python and NumPy
@@ -96,8 +96,6 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     "show_memory": False,
     "min_reported_time": 1,
-    "matplotlib_animations": False,
-    "reference_url": {},
 }
 
 # -- HTML ---------------------------------------------------------------------------
