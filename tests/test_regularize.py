@@ -1,4 +1,4 @@
-"""Gradient reversal, adversarial heads and the choice of attributes to regularize."""
+"""Gradient reversal, adversarial heads, the training helper and attribute selection."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,9 @@ torch = pytest.importorskip("torch")
 from chatterjee.regularize import (  # noqa: E402
     AdversarialHeads,
     GradientReversal,
+    reversal_schedule,
     select_spurious_attributes,
+    train_with_adversaries,
 )
 
 
@@ -22,16 +24,103 @@ def test_gradient_reversal_is_identity_forward_and_negates_backward():
         GradientReversal(alpha=-1)
 
 
-def test_heads_shapes_and_bad_input():
+def test_heads_reverse_the_gradient_into_the_features_only():
+    torch.manual_seed(0)
+    features = torch.randn(6, 4, requires_grad=True)
+    attributes = torch.randint(0, 2, (6, 1))
+    heads = AdversarialHeads(4, [2], alpha=0.5)
+    heads.loss(features, attributes).backward()
+    reversed_grad = features.grad.clone()
+    head_grads = [p.grad.clone() for p in heads.parameters()]
+    features.grad = None
+    heads.zero_grad()
+    heads.alpha = 0.0
+    torch.nn.functional.cross_entropy(heads(features, reverse=False)[0],
+                                      attributes[:, 0]).backward()
+    torch.testing.assert_close(reversed_grad, -0.5 * features.grad)
+    for before, param in zip(head_grads, heads.parameters()):  # heads learn normally
+        torch.testing.assert_close(before, param.grad)
+
+
+def test_heads_shapes_conditioning_and_bad_input():
     heads = AdversarialHeads(4, [2, 5])
     logits = heads(torch.zeros(7, 4))
     assert [tuple(t.shape) for t in logits] == [(7, 2), (7, 5)]
     loss = heads.loss(torch.zeros(7, 4), torch.zeros(7, 2, dtype=torch.long))
     assert loss.ndim == 0 and torch.isfinite(loss)
+    conditional = AdversarialHeads(4, [2], n_labels=3)
+    assert conditional.heads[0][0].in_features == 7
+    with pytest.raises(ValueError, match="labels"):
+        conditional(torch.zeros(7, 4))
     with pytest.raises(ValueError, match="n_classes"):
         AdversarialHeads(4, [])
     with pytest.raises(ValueError, match="n_classes"):
         AdversarialHeads(4, [1])
+    with pytest.raises(ValueError, match="alpha"):
+        heads.alpha = -0.1
+
+
+def test_reversal_schedule_ramps_from_zero_to_max():
+    values = [reversal_schedule(p, max_alpha=3.0) for p in np.linspace(0, 1, 11)]
+    assert values[0] == 0.0
+    assert np.all(np.diff(values) > 0)
+    assert values[-1] == pytest.approx(3.0, abs=1e-3)
+    assert reversal_schedule(0.5, gamma=10.0) == pytest.approx(2 / (1 + np.exp(-5)) - 1)
+    with pytest.raises(ValueError, match="progress"):
+        reversal_schedule(1.5)
+
+
+def _shortcut_data(n, agreement, generator):
+    """Binary label seen through a noisy core feature and a clean shortcut bit."""
+    y = torch.randint(0, 2, (n,), generator=generator)
+    shortcut = torch.where(torch.rand(n, generator=generator) < agreement, y, 1 - y)
+    core = y + 0.8 * torch.randn(n, generator=generator)
+    return torch.stack([core, shortcut.float()], dim=1), y, shortcut[:, None]
+
+
+def _reliance_on_shortcut(selected, **options):
+    """Mean change of P(y = 1) when the shortcut bit is toggled, on fresh inputs."""
+    generator = torch.Generator().manual_seed(0)
+    x, y, attributes = _shortcut_data(400, 0.95, generator)
+    torch.manual_seed(0)
+    encoder = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU())
+    classifier = torch.nn.Linear(8, 2)
+    fit = train_with_adversaries(encoder, classifier, x, y, attributes, selected=selected,
+                                 epochs=40, batch_size=100, random_state=0, **options)
+    test, _, _ = _shortcut_data(400, 0.5, generator)
+    on, off = test.clone(), test.clone()
+    on[:, 1], off[:, 1] = 1.0, 0.0
+    with torch.no_grad():
+        def prob(z):
+            return torch.softmax(classifier(encoder(z)), dim=1)[:, 1]
+        return float((prob(on) - prob(off)).abs().mean()), fit
+
+
+def test_adversaries_reduce_reliance_on_the_shortcut():
+    plain, plain_fit = _reliance_on_shortcut([])
+    assert plain > 0.3  # the unregularized network does use the shortcut
+    assert plain_fit.heads is None and np.isnan(plain_fit.adversary_loss).all()
+    confused, fit = _reliance_on_shortcut([0], max_alpha=3.0)
+    assert confused < 0.5 * plain
+    assert len(fit.alphas) == len(plain_fit.alphas) == 40  # same budget
+    assert fit.alphas[0] == 0.0 and fit.alphas[-1] == pytest.approx(3.0, abs=1e-3)
+
+
+def test_training_helper_runs_the_reversal_objective_and_rejects_bad_options():
+    generator = torch.Generator().manual_seed(1)
+    x, y, attributes = _shortcut_data(60, 0.9, generator)
+    encoder, classifier = torch.nn.Linear(2, 4), torch.nn.Linear(4, 2)
+    fit = train_with_adversaries(encoder, classifier, x, y, attributes, selected=[0],
+                                 objective="reversal", schedule="constant", max_alpha=0.5,
+                                 adversary_steps=2, epochs=2, random_state=1)
+    assert fit.alphas == [0.5, 0.5] and np.isfinite(fit.adversary_loss).all()
+    assert fit.heads.alpha == 0.5
+    with pytest.raises(ValueError, match="objective"):
+        train_with_adversaries(encoder, classifier, x, y, attributes, objective="x")
+    with pytest.raises(ValueError, match="schedule"):
+        train_with_adversaries(encoder, classifier, x, y, attributes, schedule="x")
+    with pytest.raises(ValueError, match="attributes"):
+        train_with_adversaries(encoder, classifier, x, y, selected=[0])
 
 
 def test_selects_the_shortcut_attribute():
@@ -49,3 +138,29 @@ def test_selects_the_shortcut_attribute():
         extras += len(chosen) - (2 in chosen)
     assert hits == 5
     assert extras <= 5  # at most one noise attribute per run on average
+
+
+def test_categorical_selection_finds_a_non_monotone_shortcut():
+    # Parity of a 10-class label: CODEC on the ordered codes barely sees it; the
+    # one-vs-rest union does.
+    found_categorical, found_ordinal = 0, 0
+    for seed in range(3):
+        rng = np.random.default_rng([2, seed])
+        digit = rng.integers(0, 10, size=1000)
+        odd = np.where(rng.random(1000) < 0.9, digit % 2, 1 - digit % 2)
+        attributes = np.column_stack([rng.integers(0, 2, size=(1000, 3)), odd])
+        found_categorical += 3 in select_spurious_attributes(
+            attributes, digit, categorical=True, random_state=seed)
+        found_ordinal += 3 in select_spurious_attributes(attributes, digit,
+                                                         random_state=seed)
+    assert found_categorical == 3
+    assert found_ordinal < 3
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny networks: threads only add overhead (and stall on a busy machine).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
