@@ -1,0 +1,542 @@
+"""Deep unlearning with :class:`chatterjee.unlearn.Unlearner`: measured against retraining.
+
+Run ``python benchmarks/bench_unlearn.py`` for all three parts (about ten minutes on a
+2-core CPU), ``--quick`` for a one-minute smoke run, ``--plots`` to save figures to
+``docs/figures/``. One part alone: ``python benchmarks/bench_unlearn.py convex`` (or
+``deep``, ``transformer``).
+
+convex
+    Multinomial logistic regression (``nn.Linear(64, 10)``, float64, weight decay
+    1e-3) on scikit-learn's digits, trained by L-BFGS to a gradient norm of about
+    1e-12. Random single samples are removed, each independently from the original
+    model, and every update is compared with exact retraining (L-BFGS warm-started
+    from the original: the optimum is unique) by ``gap_closed``: the fraction of the
+    parameter distance to the retrained model that the update closes. Rules: full
+    Newton, one L-FOCI block pass, a random block of as many slices, the gradient-norm
+    rule with as many slices, and iterated block passes.
+deep
+    An MLP (64-32-10) and a small CNN on the 8x8 digits, trained with Adam. 100 random
+    samples are removed sequentially (one Unlearner, ``forget`` called on batches),
+    and a whole class is removed with ``forget_class``. Forget / retain / test
+    accuracy and SVC membership-inference efficacy are compared with a model retrained
+    without the removed samples (``average_gap``, percentage points), for doing
+    nothing, fine-tuning, NegGrad and the Unlearner with L-FOCI, gradient-norm and
+    full selection.
+transformer
+    A one-layer transformer classifier on synthetic token sequences with padding:
+    L-FOCI selection with token-replacement perturbations and a padding mask; prints
+    the slices chosen and the removed samples' loss before and after.
+"""
+
+import argparse
+import copy
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from chatterjee.unlearn import Unlearner, token_replacement
+from chatterjee.unlearn.baselines import fine_tune, neg_grad, retrain, train
+from chatterjee.unlearn.metrics import accuracy, average_gap, evaluate, gap_closed
+
+FIGURES = Path(__file__).absolute().parents[1] / "docs" / "figures"
+LOSS = nn.CrossEntropyLoss()
+
+
+# ------------------------------------------------------------------------ helpers
+
+def digits(dtype, image=False):
+    """scikit-learn's digits scaled to [0, 1], split 80/20 with ``random_state=0``.
+
+    Returns ``(X_train, y_train), (X_test, y_test)`` as tensors; with ``image`` the
+    inputs have shape ``(n, 1, 8, 8)``.
+    """
+    data = load_digits()
+    X_train, X_test, y_train, y_test = train_test_split(
+        data.data / 16.0, data.target, test_size=0.2, random_state=0)
+    shape = (-1, 1, 8, 8) if image else (-1, 64)
+
+    def pack(X, y):
+        return (torch.tensor(X, dtype=dtype).reshape(shape), torch.tensor(y))
+    return pack(X_train, y_train), pack(X_test, y_test)
+
+
+def subset(data, indices):
+    """The samples of an ``(inputs, targets)`` pair at ``indices``."""
+    indices = torch.as_tensor(indices, dtype=torch.long)
+    return data[0][indices], data[1][indices]
+
+
+def complement(n, removed):
+    """The indices in ``range(n)`` that are not in ``removed``."""
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[torch.as_tensor(list(removed), dtype=torch.long)] = False
+    return torch.nonzero(keep)[:, 0]
+
+
+def timed(function, *args, **kwargs):
+    """``(result, seconds)`` of one call."""
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def median(values):
+    values = [v for v in values if v == v]
+    return statistics.median(values) if values else float("nan")
+
+
+def table(header, rows):
+    """Print a Markdown table; floats get three significant decimals."""
+    def cell(value):
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 1e-2 and value != 0 else f"{value:.3f}"
+        return str(value)
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(cell(v) for v in row) + " |")
+    print()
+
+
+def slice_names(slices):
+    return ", ".join(str(s) for s in slices)
+
+
+# ------------------------------------------------------------------------ convex
+
+def convex(args):
+    """Logistic regression: gap closed to exact retraining, per selection rule."""
+    weight_decay, tol = 1e-3, 1e-12
+    train_data, test_data = digits(torch.float64)
+    n = train_data[0].shape[0]
+    torch.manual_seed(args.seed)
+    original = nn.Linear(64, 10).double()
+    _, train_time = timed(train, original, LOSS, train_data, weight_decay=weight_decay,
+                          optimizer="lbfgs", tol=tol, max_iter=2000, random_state=args.seed)
+    print(f"## Convex: logistic regression on digits (n_train = {n}, 650 parameters)\n")
+    print(f"Training from scratch (L-BFGS to gradient norm {tol:g}): {train_time:.2f} s; "
+          f"test accuracy {accuracy(original, test_data):.4f}\n")
+
+    # For a model linear in its parameters the generalized Gauss-Newton matrix is the
+    # exact Hessian of the cross-entropy objective, and cheaper to build.
+    common = dict(weight_decay=weight_decay, curvature=args.convex_curvature)
+    n_removals = 3 if args.quick else args.removals
+    rng = np.random.default_rng(args.seed)
+    indices = rng.choice(n, n_removals, replace=False)
+    rules = ["full", "lfoci", "random", "gradient", "passes"]
+    gaps = {rule: [] for rule in rules}
+    times = {rule: [] for rule in rules}
+    params = {rule: [] for rule in rules}
+    retrain_times, same_slices, per_pass = [], [], []
+    for k, index in enumerate(indices):
+        index = int(index)
+        seed = args.seed + 1000 * k
+        retrained, seconds = timed(
+            retrain, lambda: copy.deepcopy(original), LOSS, train_data, [index],
+            weight_decay=weight_decay, optimizer="lbfgs", tol=tol, max_iter=2000,
+            random_state=seed)
+        retrain_times.append(seconds)
+
+        def run(**options):
+            model = copy.deepcopy(original)
+            unlearner = Unlearner(model, LOSS, train_data, random_state=seed,
+                                  **common, **options)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                report, seconds = timed(unlearner.forget, index)
+            return model, report, seconds
+
+        results = {"full": run(selection="full"), "lfoci": run(selection="lfoci")}
+        count = len(results["lfoci"][1].slices)
+        results["random"] = run(selection="random", max_slices=count)
+        results["gradient"] = run(selection="gradient", max_slices=count)
+        results["passes"] = run(selection="lfoci", max_passes=args.passes,
+                                max_parameters=0.3)
+        for rule, (model, report, seconds) in results.items():
+            gaps[rule].append(gap_closed(original, model, retrained))
+            times[rule].append(seconds)
+            params[rule].append(report.n_parameters)
+        same_slices.append(set(results["lfoci"][1].slices)
+                           == set(results["gradient"][1].slices))
+        if args.plots and k < args.plot_removals:
+            per_pass.append(replay_passes(original, retrained, train_data, index,
+                                          results["passes"][1], common, seed))
+        print(f"  removal {k + 1}/{n_removals} (index {index}): gap closed "
+              + ", ".join(f"{rule} {gaps[rule][-1]:.3f}" for rule in rules), flush=True)
+    print()
+
+    retrain_median = median(retrain_times)
+    labels = {"full": "full Newton", "lfoci": "L-FOCI, 1 pass",
+              "random": "random block (same count)",
+              "gradient": "gradient norm (same count)",
+              "passes": f"L-FOCI, up to {args.passes} passes"}
+    rows = []
+    for rule in rules:
+        rows.append([labels[rule], median(gaps[rule]), float(np.quantile(gaps[rule], 0.25)),
+                     float(np.min(gaps[rule])), int(median(params[rule])),
+                     median(times[rule]), retrain_median / median(times[rule])])
+    print(f"{n_removals} independent single removals, curvature = "
+          f"{args.convex_curvature!r}; retraining (warm-started L-BFGS): median "
+          f"{retrain_median:.2f} s, from scratch {train_time:.2f} s.\n")
+    table(["rule", "median gap closed", "25 %", "min", "parameters (median)",
+           "s / removal", "speed-up vs warm retrain"], rows)
+    ratio = median(gaps["lfoci"]) / median(gaps["random"]) \
+        if median(gaps["random"]) > 0 else float("inf")
+    print(f"L-FOCI / random block (medians): {ratio:.2f}x;  L-FOCI and gradient pick the "
+          f"same slice set in {np.mean(same_slices):.0%} of removals.\n")
+    if per_pass:
+        curve = np.array([row + [row[-1]] * (args.passes - len(row)) for row in per_pass])
+        table(["pass"] + [str(p + 1) for p in range(args.passes)],
+              [["median gap closed"] + [float(np.median(curve[:, p]))
+                                        for p in range(args.passes)]])
+        if args.plots:
+            plot_passes(curve, gaps)
+    return {"gaps": gaps, "times": times, "retrain": retrain_times}
+
+
+def replay_passes(original, retrained, train_data, index, report, common, seed):
+    """Gap closed after each pass of an iterated removal, by replaying its passes.
+
+    Every pass is a one-pass removal with the slices the iterated run chose (an explicit
+    selection) applied to the model the previous pass left: the same block Newton step.
+    """
+    model, closed = copy.deepcopy(original), []
+    for record in report.passes:
+        unlearner = Unlearner(model, LOSS, train_data, selection=record["slices"],
+                              random_state=seed, **common)
+        unlearner.forget(index)
+        closed.append(gap_closed(original, model, retrained))
+    return closed
+
+
+def plot_passes(curve, gaps):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    passes = np.arange(1, curve.shape[1] + 1)
+    for row in curve:
+        axes[0].plot(passes, row, color="tab:blue", alpha=0.25)
+    axes[0].plot(passes, np.median(curve, axis=0), color="tab:blue", lw=2.5,
+                 label="L-FOCI passes (median)")
+    axes[0].axhline(median(gaps["full"]), color="k", ls="--", label="full Newton (median)")
+    axes[0].set(xlabel="pass", ylabel="gap closed", ylim=(0, 1.05), xticks=passes,
+                title="Iterated block passes (30 % of parameters each)")
+    axes[0].legend(loc="lower right")
+    rules = ["full", "lfoci", "gradient", "random"]
+    axes[1].boxplot([gaps[r] for r in rules], labels=["full", "L-FOCI", "gradient",
+                                                      "random"])
+    axes[1].set(ylabel="gap closed", title="One pass, per selection rule")
+    fig.tight_layout()
+    fig.savefig(FIGURES / "unlearn_convex_passes.png", dpi=110)
+    plt.close(fig)
+    print(f"saved {FIGURES / 'unlearn_convex_passes.png'}\n")
+
+
+# ------------------------------------------------------------------------ deep
+
+class MLP(nn.Sequential):
+    def __init__(self):
+        super().__init__(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+class CNN(nn.Sequential):
+    def __init__(self):
+        super().__init__(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 16, 3), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(16 * 4 * 4, 10))
+
+
+DEEP_RECIPE = dict(weight_decay=5e-4, epochs=40, batch_size=64, lr=3e-3, optimizer="adam")
+
+
+def deep(args):
+    """MLP and CNN: 100 sequential removals and a class removal against retraining."""
+    results = {}
+    for name, make, image in (("MLP", MLP, False), ("CNN", CNN, True)):
+        if args.architectures and name.lower() not in args.architectures:
+            continue
+        results[name] = deep_model(args, name, make, image)
+    if args.plots and results:
+        plot_sequential(results)
+    return results
+
+
+def deep_model(args, name, make, image):
+    recipe = dict(DEEP_RECIPE, epochs=8 if args.quick else DEEP_RECIPE["epochs"])
+    train_data, test_data = digits(torch.float32, image=image)
+    n = train_data[0].shape[0]
+    torch.manual_seed(args.seed)
+    original = make()
+    _, train_time = timed(train, original, LOSS, train_data, random_state=args.seed,
+                          **recipe)
+    n_params = sum(p.numel() for p in original.parameters())
+    print(f"## Deep: {name} on digits ({n_params} parameters)\n")
+    print(f"Recipe: Adam, lr {recipe['lr']}, {recipe['epochs']} epochs, batch "
+          f"{recipe['batch_size']}, weight decay {recipe['weight_decay']}; training "
+          f"{train_time:.2f} s, test accuracy {accuracy(original, test_data):.4f}\n")
+    options = dict(weight_decay=recipe["weight_decay"],
+                   curvature_samples=args.curvature_samples, curvature=args.curvature,
+                   n_perturbations=args.perturbations)
+    rules = {"lfoci": dict(selection="lfoci"), "gradient": dict(selection="gradient"),
+             "full": dict(selection="full", max_dense=args.max_dense)}
+    if args.quick:
+        rules.pop("full")
+    n_removals = 20 if args.quick else args.deep_removals
+    batch = args.batch
+    rng = np.random.default_rng(args.seed)
+    removed = [int(i) for i in rng.choice(n, n_removals, replace=False)]
+    label = int(args.forget_class)
+    class_removed = [int(i) for i in torch.nonzero(train_data[1] == label)[:, 0]]
+    out = {}
+    for scenario, forget_set in (("sequential", removed), ("class", class_removed)):
+        retained = complement(n, forget_set)
+        sets = (subset(train_data, forget_set), subset(train_data, retained), test_data)
+        retrained, retrain_time = timed(retrain, make, LOSS, train_data, forget_set,
+                                        random_state=args.seed + 1, **recipe)
+        reference = evaluate(retrained, *sets)
+        rows, curves = [], {}
+
+        def add(method, model, seconds, calls, extra=""):
+            scores = evaluate(model, *sets)
+            per_removal = seconds / (len(forget_set) if scenario == "sequential" else 1)
+            rows.append([method, 100 * scores["forget_accuracy"],
+                         100 * scores["retain_accuracy"], 100 * scores["test_accuracy"],
+                         100 * scores["mia_efficacy"], average_gap(scores, reference),
+                         seconds, retrain_time / per_removal if seconds else float("nan"),
+                         extra])
+
+        add("retrain (reference)", retrained, retrain_time, 1)
+        add("original (do nothing)", original, 0.0, 0)
+        ft, seconds = timed(fine_tune, original, LOSS, train_data, forget_set,
+                            epochs=3, lr=1e-2, weight_decay=recipe["weight_decay"],
+                            random_state=args.seed)
+        add("fine_tune (3 epochs SGD)", ft, seconds, 1)
+        ng, seconds = timed(neg_grad, original, LOSS, train_data, forget_set,
+                            epochs=3, lr=1e-3, random_state=args.seed)
+        add("neg_grad (3 epochs, lr 1e-3)", ng, seconds, 1)
+        ngp, seconds = timed(neg_grad, original, LOSS, train_data, forget_set, epochs=1,
+                             lr=1e-2, retain_weight=0.9, random_state=args.seed)
+        add("neg_grad+ (1 epoch, beta 0.9)", ngp, seconds, 1)
+        for rule, rule_options in rules.items():
+            model = copy.deepcopy(original)
+            unlearner = Unlearner(model, LOSS, train_data, random_state=args.seed,
+                                  **options, **rule_options)
+            start = time.perf_counter()
+            curve = []
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                if scenario == "sequential":
+                    for begin in range(0, len(forget_set), batch):
+                        unlearner.forget(forget_set[begin:begin + batch])
+                        curve.append((len(unlearner.removed),
+                                      accuracy(model, test_data),
+                                      accuracy(model, subset(train_data, unlearner.removed))))
+                    calls = len(unlearner.reports)
+                else:
+                    unlearner.forget_class(label)
+                    calls = 1
+            # evaluation inside the loop is not unlearning time
+            seconds = sum(r.timings["total"] for r in unlearner.reports)
+            curves[rule] = curve
+            params = median([r.n_parameters for r in unlearner.reports])
+            add(f"Unlearner {rule}", model, seconds, calls,
+                f"{calls} calls, {int(params)} params/call")
+        what = (f"{n_removals} random removals, forget() on batches of {batch}"
+                if scenario == "sequential" else f"class {label} ({len(forget_set)} samples)")
+        print(f"### {name}: {what}\n")
+        print(f"Retraining: {retrain_time:.2f} s. Unlearner options: {options}. Accuracies "
+              "and MIA efficacy in %; 'avg gap' = metrics.average_gap to the retrained "
+              "model (points); speed-up = retraining time / time per removed sample "
+              "(sequential) or per class removal.\n")
+        table(["method", "forget acc", "retain acc", "test acc", "MIA eff", "avg gap",
+               "time (s)", "speed-up", "notes"], rows)
+        out[scenario] = {"rows": rows, "curves": curves, "reference": reference,
+                         "retrain_time": retrain_time}
+    return out
+
+
+def plot_sequential(results):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 3.6),
+                             squeeze=False)
+    for ax, (name, out) in zip(axes[0], results.items()):
+        seq = out["sequential"]
+        for rule, curve in seq["curves"].items():
+            if curve:
+                counts, test, forget = zip(*curve)
+                line, = ax.plot(counts, np.array(test) * 100, marker="o", ms=3,
+                                label=f"{rule}: test")
+                ax.plot(counts, np.array(forget) * 100, ls=":", color=line.get_color(),
+                        label=f"{rule}: removed")
+        ref = seq["reference"]
+        ax.axhline(100 * ref["test_accuracy"], color="k", ls="--", lw=1,
+                   label="retrained: test")
+        ax.axhline(100 * ref["forget_accuracy"], color="grey", ls="-.", lw=1,
+                   label="retrained: removed")
+        ax.set(xlabel="samples removed", ylabel="accuracy (%)",
+               title=f"{name}: sequential removals")
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(FIGURES / "unlearn_deep_sequential.png", dpi=110)
+    plt.close(fig)
+    print(f"saved {FIGURES / 'unlearn_deep_sequential.png'}\n")
+
+
+# ------------------------------------------------------------------------ transformer
+
+PAD, VOCAB, LENGTH, MARKERS = 0, 40, 12, (1, 2)
+
+
+def token_data(n, seed, flip=0.0):
+    """Sequences of 4-12 tokens (padded with 0); class 1 iff a marker token (1 or 2)
+    occurs, then a fraction ``flip`` of the labels flipped (samples to memorize)."""
+    rng = np.random.default_rng(seed)
+    X = np.zeros((n, LENGTH), dtype=np.int64)
+    y = rng.integers(0, 2, n)
+    for i in range(n):
+        length = rng.integers(4, LENGTH + 1)
+        X[i, :length] = rng.integers(3, VOCAB, length)
+        if y[i]:
+            X[i, rng.integers(0, length)] = rng.choice(MARKERS)
+    flipped = rng.random(n) < flip
+    y[flipped] = 1 - y[flipped]
+    return torch.from_numpy(X), torch.from_numpy(y), np.flatnonzero(flipped)
+
+
+class TinyTransformer(nn.Module):
+    """Embedding + positional embedding, one encoder layer, masked mean pool, head."""
+
+    def __init__(self, d_model=16):
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, d_model, padding_idx=PAD)
+        self.position = nn.Embedding(LENGTH, d_model)
+        self.encoder = nn.TransformerEncoderLayer(d_model, nhead=2, dim_feedforward=32,
+                                                  dropout=0.0, batch_first=True)
+        self.head = nn.Linear(d_model, 2)
+
+    def forward(self, tokens):
+        padding = tokens == PAD
+        h = self.embed(tokens) + self.position.weight[:tokens.shape[1]]
+        h = self.encoder(h, src_key_padding_mask=padding)
+        keep = (~padding).unsqueeze(-1).to(h.dtype)
+        return self.head((h * keep).sum(1) / keep.sum(1).clamp_min(1))
+
+
+def transformer(args):
+    """Removals from a small transformer: which modules L-FOCI picks, loss before/after."""
+    # The fused fast path of nn.TransformerEncoderLayer (eval mode, no autograd), when
+    # taken, does not call the submodules, whose forward hooks then would not fire.
+    torch.backends.mha.set_fastpath_enabled(False)
+    *train_data, flipped = token_data(400, args.seed, flip=0.1)
+    *test_data, _ = token_data(200, args.seed + 1)
+    train_data, test_data = tuple(train_data), tuple(test_data)
+    torch.manual_seed(args.seed)
+    model = TinyTransformer()
+    recipe = dict(weight_decay=1e-4, epochs=6 if args.quick else 30, batch_size=32,
+                  lr=3e-3, optimizer="adam")
+    _, seconds = timed(train, model, LOSS, train_data, random_state=args.seed, **recipe)
+    before = accuracy(model, test_data)
+    print("## Transformer text classifier (synthetic tokens, padding 0)\n")
+    print(f"{sum(p.numel() for p in model.parameters())} parameters, 400 training "
+          f"sequences ({len(flipped)} with flipped labels); trained in {seconds:.2f} s; "
+          f"test accuracy {before:.3f}; training accuracy on the flipped ones "
+          f"{accuracy(model, subset(train_data, flipped)):.2f}\n")
+    unlearner = Unlearner(model, LOSS, train_data, weight_decay=recipe["weight_decay"],
+                          selection="lfoci", perturbation=token_replacement(
+                              VOCAB, rate=0.2, protected=(PAD,)),
+                          position_mask=lambda tokens: tokens != PAD,
+                          n_perturbations=128, curvature="gauss_newton",
+                          curvature_samples=256, random_state=args.seed)
+    print("Sliced modules: " + ", ".join(f"{name} ({layer.n_units} units)" for name, layer
+                                         in unlearner.slice_map.layers.items()) + "\n")
+    rng = np.random.default_rng(args.seed)
+    clean = np.setdiff1d(np.arange(len(train_data[1])), flipped)
+    count = 1 if args.quick else 3
+    chosen = [(int(i), "flipped") for i in rng.choice(flipped, count, replace=False)] \
+        + [(int(i), "clean") for i in rng.choice(clean, count, replace=False)]
+    rows = []
+    for index, kind in chosen:
+        report = unlearner.forget(index)
+        modules = sorted({f"{s.module} ({sum(t.module == s.module for t in report.slices)})"
+                          for s in report.slices})
+        rows.append([index, kind, len(report.slices), ", ".join(modules),
+                     report.n_parameters, report.removed_loss_before,
+                     report.removed_loss_after, report.timings["total"]])
+    table(["index", "label", "slices", "modules (slices)", "parameters", "removed loss before",
+           "removed loss after", "time (s)"], rows)
+    print(f"Test accuracy after {len(rows)} removals: {accuracy(model, test_data):.3f} "
+          f"(before {before:.3f})\n")
+    torch.backends.mha.set_fastpath_enabled(True)
+    return rows
+
+
+# ------------------------------------------------------------------------ main
+
+PARTS = {"convex": convex, "deep": deep, "transformer": transformer}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("parts", nargs="*", metavar="part",
+                        help="convex, deep and/or transformer (default: all)")
+    parser.add_argument("--quick", action="store_true", help="one-minute smoke run")
+    parser.add_argument("--plots", action="store_true",
+                        help="save figures to docs/figures/")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--removals", type=int, default=30,
+                        help="convex: independent single removals (default 30)")
+    parser.add_argument("--passes", type=int, default=5,
+                        help="convex: passes of the iterated rule (default 5)")
+    parser.add_argument("--plot-removals", type=int, default=10,
+                        help="convex: removals whose passes are replayed for the plot")
+    parser.add_argument("--convex-curvature", default="gauss_newton",
+                        choices=["exact", "gauss_newton"])
+    parser.add_argument("--deep-removals", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=10,
+                        help="deep: samples per forget() call in the sequential run")
+    parser.add_argument("--forget-class", type=int, default=0)
+    parser.add_argument("--architectures", nargs="*", default=[], choices=["mlp", "cnn"])
+    parser.add_argument("--curvature", default="gauss_newton",
+                        choices=["exact", "gauss_newton"], help="deep: curvature")
+    parser.add_argument("--curvature-samples", type=int, default=256)
+    parser.add_argument("--perturbations", type=int, default=128)
+    parser.add_argument("--max-dense", type=int, default=1024,
+                        help="deep, full rule: larger blocks are solved by CG")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: timings of a shared machine)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    parts = args.parts or list(PARTS)
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s) {unknown}; choose from {list(PARTS)}")
+    print(f"# bench_unlearn ({datetime.date.today()}, {platform.processor() or 'cpu'}, "
+          f"{os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads){' --quick' if args.quick else ''}\n")
+    started = time.perf_counter()
+    for part in parts:
+        PARTS[part](args)
+    print(f"Total: {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
