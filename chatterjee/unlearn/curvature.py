@@ -80,26 +80,26 @@ class BlockObjective:
     def _products(self, theta, vectors, kind):
         """Curvature times each row of ``vectors``, averaged over the curvature samples."""
         def hessian_product(x, t):
-            def product(v):
-                return jvp(lambda th: grad(self._batch_loss)(th, x, t), (theta,), (v,))[1]
-            return product
+            # reverse over reverse: double backward is defined for more operations
+            # than forward over reverse (e.g. mse_loss)
+            return vjp(lambda th: grad(self._batch_loss)(th, x, t), theta)[1]
 
         def gauss_newton_product(x, t):
             def outputs(th):
                 params = self.block.scatter(self.params, th)
                 return functional_call(self.model, (params, self.buffers), (x,))
             out, pullback = vjp(outputs, theta)
+            _, loss_curvature = vjp(grad(lambda o: self.loss_fn(o, t)), out)
 
             def product(v):
                 jv = jvp(outputs, (theta,), (v,))[1]
-                hjv = jvp(lambda o: grad(lambda o2: self.loss_fn(o2, t))(o), (out,), (jv,))[1]
-                return pullback(hjv)[0]
+                return pullback(loss_curvature(jv)[0])[0]
             return product
 
         make = hessian_product if kind == "exact" else gauss_newton_product
         total = torch.zeros_like(vectors)
         for x, t, w in self._sweep(self.curvature_samples):
-            total += w * vmap(make(x, t))(vectors)
+            total += w * vmap(_first_of(make(x, t)))(vectors)
         return total + self.weight_decay * vectors
 
     def hessian(self, theta, *, kind="exact", chunk_size=64):
@@ -184,6 +184,14 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
         mu = max(10 * mu, bump)
     return torch.zeros_like(theta), {**info, "damping": mu, "accepted": False,
                                      "objective_after": before}
+
+
+def _first_of(product):
+    """``product`` with a one-element tuple result unwrapped (as vjp returns them)."""
+    def first(vector):
+        value = product(vector)
+        return value[0] if isinstance(value, tuple) else value
+    return first
 
 
 class _NegativeCurvature(ArithmeticError):

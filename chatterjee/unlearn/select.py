@@ -80,7 +80,8 @@ def rank_by_gradient(slice_map, gradients, *, exclude=()):
 
 
 def cap_slices(ranked, slice_map, *, max_slices=None, max_parameters=None):
-    """Take slices in order while they fit the caps (a slice too large is skipped).
+    """Take slices in order while they fit the caps (a slice too large is skipped; the
+    first slice is always taken).
 
     Parameters
     ----------
@@ -97,7 +98,7 @@ def cap_slices(ranked, slice_map, *, max_slices=None, max_parameters=None):
         if max_slices is not None and len(chosen) >= max_slices:
             break
         size = slice_map.size(s)
-        if max_parameters is not None and used + size > max_parameters:
+        if chosen and max_parameters is not None and used + size > max_parameters:
             continue
         chosen.append(s)
         used += size

@@ -105,7 +105,7 @@ class Unlearner:
     max_parameters : int or float, default=0.3
         Cap on the parameters one pass updates: a count, or a fraction in (0, 1] of
         all sliced parameters. Slices are taken in the rule's order; one that would
-        break the cap is skipped.
+        break the cap is skipped, but the first is always taken.
     curvature : {"exact", "gauss_newton"}, default="exact"
         The block Hessian, or the generalized Gauss-Newton matrix.
     curvature_samples : int, optional
@@ -347,7 +347,7 @@ class Unlearner:
             order = self._rng.permutation(len(self.slice_map))
             ranked = [self.slice_map.slices[i] for i in order
                       if self.slice_map.slices[i] not in exclude]
-            return self._capped(ranked, caps)
+            return cap_slices(ranked, self.slice_map, **caps)
         if self.selection == "lfoci":
             inputs, targets = self.data.get(removed)
             generator = torch.Generator().manual_seed(int(self._rng.integers(2 ** 63)))
@@ -364,16 +364,9 @@ class Unlearner:
             warnings.warn("L-FOCI found no slice the removed samples' loss depends on "
                           "under the perturbations; falling back to the gradient rule",
                           RuntimeWarning, stacklevel=4)
-        return self._capped(rank_by_gradient(self.slice_map, self._removed_gradient(removed),
-                                             exclude=exclude), caps)
-
-    def _capped(self, ranked, caps):
-        chosen = cap_slices(ranked, self.slice_map, **caps)
-        if not chosen:
-            smallest = min(self.slice_map.size(s) for s in ranked)
-            raise ValueError(f"max_parameters={self.max_parameters} is smaller than the "
-                             f"smallest candidate slice ({smallest} parameters)")
-        return chosen
+        ranked = rank_by_gradient(self.slice_map, self._removed_gradient(removed),
+                                  exclude=exclude)
+        return cap_slices(ranked, self.slice_map, **caps)
 
     # ----------------------------------------------------------------------------------
     def _sliced_theta(self):

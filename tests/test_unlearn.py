@@ -1,0 +1,482 @@
+"""The Unlearner: exactness where the answer is known, the seed code's bugs, bad input."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import itertools
+
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from chatterjee.unlearn import (
+    RemovalBudget,
+    Slice,
+    SliceMap,
+    Unlearner,
+    sekhari_noise_std,
+    token_replacement,
+)
+from chatterjee.unlearn._data import TrainingData
+from chatterjee.unlearn.curvature import BlockObjective, damped_newton_step
+
+WD = 1e-2
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def flat(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def fit(model, loss_fn, X, y, weight_decay=WD, tol=1e-11):
+    """Full-batch L-BFGS to a tight gradient norm, then Newton polish."""
+    params = list(model.parameters())
+    opt = torch.optim.LBFGS(params, max_iter=500, tolerance_grad=1e-14,
+                            tolerance_change=0, history_size=50, line_search_fn="strong_wolfe")
+
+    def objective():
+        return loss_fn(model(X), y) + weight_decay / 2 * sum((p ** 2).sum() for p in params)
+
+    def closure():
+        opt.zero_grad()
+        loss = objective()
+        loss.backward()
+        return loss
+    for _ in range(10):
+        opt.step(closure)
+        if torch.cat([p.grad.reshape(-1) for p in params]).norm() < tol:
+            break
+    return model
+
+
+def logistic_problem(n=240, d=6, classes=3, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    W = torch.randn(d, classes, generator=gen, dtype=torch.float64)
+    y = (X @ W + 0.5 * torch.randn(n, classes, generator=gen, dtype=torch.float64)).argmax(1)
+    torch.manual_seed(seed)
+    model = fit(nn.Linear(d, classes).double(), nn.CrossEntropyLoss(), X, y)
+    return model, X, y
+
+
+def retrained(model, X, y, removed, loss_fn=None):
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    keep = torch.tensor([i for i in range(len(X)) if i not in set(removed)])
+    copy = type(model)(model.in_features, model.out_features).double()
+    copy.load_state_dict(model.state_dict())
+    return fit(copy, loss_fn, X[keep], y[keep])
+
+
+def clone(model):
+    import copy
+    return copy.deepcopy(model)
+
+
+# --- exactness ------------------------------------------------------------------------
+
+def test_least_squares_newton_is_exact():
+    gen = torch.Generator().manual_seed(1)
+    X = torch.randn(80, 4, generator=gen, dtype=torch.float64)
+    y = X @ torch.tensor([[1.0], [-2.0], [0.5], [0.0]], dtype=torch.float64) \
+        + 0.1 * torch.randn(80, 1, generator=gen, dtype=torch.float64)
+    loss_fn = nn.MSELoss()
+    model = fit(nn.Linear(4, 1).double(), loss_fn, X, y)
+    target = retrained(model, X, y, [5, 17], loss_fn)
+    u = Unlearner(model, loss_fn, (X, y), weight_decay=WD, selection="full", random_state=0)
+    report = u.forget([5, 17])
+    assert torch.allclose(flat(model), flat(target), atol=1e-10, rtol=0)
+    assert report.retained_gradient_norm_after < 1e-12
+    assert report.passes[0]["damping"] == 0.0
+
+
+def test_logistic_full_newton_close_to_retraining():
+    model, X, y = logistic_problem()
+    original = flat(model).clone()
+    target = retrained(model, X, y, [3])
+    report = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD,
+                       selection="full", random_state=0).forget(3)
+    error = (flat(model) - flat(target)).norm() / flat(target).norm()
+    assert error < 1e-3
+    gap = 1 - (flat(model) - flat(target)).norm() / (original - flat(target)).norm()
+    assert gap > 0.95
+    assert report.removed_loss_after > report.removed_loss_before   # removal raises it
+    assert report.n_parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_iterated_passes_reduce_the_retained_gradient():
+    model, X, y = logistic_problem(classes=5)
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, selection="gradient",
+                  max_slices=1, max_passes=6, random_state=0)
+    report = u.forget(10)
+    norms = [p["retained_gradient_norm"] for p in report.passes]
+    assert len(report.passes) == 6
+    assert all(b <= a * (1 + 1e-9) for a, b in itertools.pairwise(norms))
+    assert norms[-1] < 0.2 * report.retained_gradient_norm_before
+    assert len(report.slices) == 5            # every slice visited, then again from the start
+    objectives = [(p["objective_before"], p["objective_after"]) for p in report.passes]
+    assert all(after <= before for before, after in objectives)
+
+
+# --- slices and hooks -----------------------------------------------------------------
+
+class TwoIdentical(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Linear(4, 4)
+        self.second = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.second(torch.relu(self.first(x)))))
+
+
+def test_identical_layers_keep_separate_slices():
+    model = TwoIdentical().double()
+    slice_map = SliceMap(model)
+    assert len(slice_map) == 10
+    rows = slice_map.block([Slice("second", 2)]).rows
+    assert set(rows) == {"second.weight", "second.bias"}
+    assert rows["second.weight"].tolist() == [2]
+    X = torch.randn(50, 4, dtype=torch.float64)
+    y = torch.randint(0, 2, (50,))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    Unlearner(model, nn.CrossEntropyLoss(), (X, y), selection=[("second", 2)],
+              random_state=0).forget(0)
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed <= {"second.weight", "second.bias"}
+    assert not torch.equal(before["second.weight"][2], after["second.weight"][2])
+    assert torch.equal(before["second.weight"][[0, 1, 3]], after["second.weight"][[0, 1, 3]])
+
+
+class Reused(nn.Module):
+    """One layer called twice, one never called, a convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3)
+        self.shared = nn.Linear(12, 12)
+        self.unused = nn.Linear(12, 12)
+        self.head = nn.Linear(12, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x)).flatten(1)          # (B, 3 * 2 * 2)
+        h = torch.relu(self.shared(torch.relu(self.shared(h))))
+        return self.head(h)
+
+
+def test_hooks_handle_reused_and_unused_modules():
+    from chatterjee.unlearn.slices import record_activations
+    model = Reused().double()
+    slice_map = SliceMap(model)
+    values, columns, outputs = record_activations(model, slice_map.layers,
+                                                  torch.randn(7, 1, 4, 4, dtype=torch.float64))
+    assert values.shape == (7, 3 + 12 + 12 + 2)
+    assert outputs.shape == (7, 2)
+    assert columns.count(Slice("shared", 0)) == 2
+    assert Slice("unused", 0) not in columns
+    X = torch.randn(60, 1, 4, 4, dtype=torch.float64)
+    y = torch.randint(0, 2, (60,))
+    report = Unlearner(model, nn.CrossEntropyLoss(), (X, y), n_perturbations=64,
+                       random_state=0).forget(1)
+    assert report.slices and all(s.module != "unused" for s in report.slices)
+
+
+def test_model_without_sliceable_layers_is_refused():
+    model = nn.Sequential(nn.Embedding(10, 4))
+    with pytest.raises(ValueError, match="no trainable nn.Linear"):
+        Unlearner(model, nn.CrossEntropyLoss(), (torch.zeros(5, dtype=torch.long),
+                                                 torch.zeros(5, dtype=torch.long)))
+
+
+# --- atomicity, bookkeeping, bad input ------------------------------------------------
+
+def test_failed_step_leaves_model_bit_identical(monkeypatch):
+    model, X, y = logistic_problem()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, selection="full",
+                  max_passes=2, random_state=0)
+    import chatterjee.unlearn.unlearner as module
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:       # the first pass has already written the model
+            raise RuntimeError("boom")
+        return damped_newton_step(*args, **kwargs)
+    monkeypatch.setattr(module, "damped_newton_step", failing)
+    with pytest.raises(RuntimeError, match="boom"):
+        u.forget(4)
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert model.training
+    assert u.removed == [] and u.n_retained == len(X) and u.reports == []
+
+
+def test_n_is_decremented_and_bad_indices_refused():
+    model, X, y = logistic_problem(n=60)
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, selection="gradient",
+                  max_slices=1, random_state=0)
+    u.forget(2)
+    u.forget([5, 7])
+    assert u.n_retained == 57 and u.removed == [2, 5, 7]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for bad, error in [(60, "out of range"), (-1, "out of range"), (5, "already removed"),
+                       ([8, 8], "duplicates"), ([], "no index"),
+                       (list(set(range(60)) - {2, 5, 7}), "no training sample")]:
+        with pytest.raises(ValueError, match=error):
+            u.forget(bad)
+    with pytest.raises(TypeError, match="integers"):
+        u.forget([1.5])
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert u.n_retained == 57
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"selection": "best"}, "selection must be one of"),
+    ({"selection": [("nope", 0)]}, "not a slice of this model"),
+    ({"max_parameters": 1.5}, "max_parameters"),
+    ({"max_passes": 0}, "max_passes"),
+    ({"n_perturbations": 3}, "n_perturbations"),
+    ({"weight_decay": -1.0}, "weight_decay"),
+    ({"noise": "laplace"}, "noise must be"),
+    ({"noise": "sekhari", "delta": 1.0}, "delta"),
+    ({"curvature": "fisher"}, "curvature"),
+])
+def test_bad_options(kwargs, match):
+    model, X, y = logistic_problem(n=30)
+    with pytest.raises(ValueError, match=match):
+        Unlearner(model, nn.CrossEntropyLoss(), (X, y), **kwargs)
+
+
+def test_bad_data_refused():
+    model = nn.Linear(3, 2).double()
+    with pytest.raises(ValueError, match="same number"):
+        Unlearner(model, nn.CrossEntropyLoss(), (torch.zeros(5, 3), torch.zeros(4)))
+    with pytest.raises(TypeError, match="train_data must be"):
+        Unlearner(model, nn.CrossEntropyLoss(), np.zeros((5, 3)))
+
+
+def test_dataset_and_loader_match_tensors():
+    model, X, y = logistic_problem(n=80)
+    results = []
+    for data in [(X, y), TensorDataset(X, y), DataLoader(TensorDataset(X, y), batch_size=16,
+                                                           shuffle=True)]:
+        copy = clone(model)
+        Unlearner(copy, nn.CrossEntropyLoss(), data, weight_decay=WD, n_perturbations=64,
+                  random_state=3).forget([1, 2])
+        results.append(flat(copy))
+    assert torch.allclose(results[0], results[1], atol=1e-12)
+    assert torch.allclose(results[0], results[2], atol=1e-12)
+
+
+def test_same_seed_same_answer():
+    model, X, y = logistic_problem(n=100)
+    a, b = clone(model), clone(model)
+    ra = Unlearner(a, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, n_perturbations=64,
+                   noise=1e-3, random_state=7).forget(9)
+    rb = Unlearner(b, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, n_perturbations=64,
+                   noise=1e-3, random_state=7).forget(9)
+    assert ra.slices == rb.slices
+    assert torch.equal(flat(a), flat(b))
+
+
+# --- selection rules and caps ---------------------------------------------------------
+
+def test_lfoci_selects_within_caps():
+    model, X, y = logistic_problem(n=150, classes=4)
+    slice_map = SliceMap(model)
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, n_perturbations=128,
+                  max_parameters=0.5, random_state=0)
+    report = u.forget(0)
+    assert 1 <= len(report.slices) <= 2      # 4 slices of 7 parameters, cap 14
+    assert report.n_parameters == 7 * len(report.slices)
+    assert all(s in slice_map.slices for s in report.slices)
+    assert report.timings["total"] >= report.timings["newton"] > 0
+
+
+def test_gradient_rule_picks_the_largest_gradient_rows():
+    model, X, y = logistic_problem(n=150, classes=4)
+    loss = nn.CrossEntropyLoss()(model(X[[11]]), y[[11]])
+    weight, bias = torch.autograd.grad(loss, [model.weight, model.bias])
+    norms = (weight ** 2).sum(1) + bias ** 2
+    best = int(norms.argmax())
+    report = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD,
+                       selection="gradient", max_slices=1, random_state=0).forget(11)
+    assert report.slices == [Slice("", best)]
+
+
+def test_forget_class_removes_every_sample_of_the_class():
+    model, X, y = logistic_problem(n=120, classes=3)
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, selection="full",
+                  random_state=0)
+    before = (model(X[y == 1]).argmax(1) == 1).double().mean()
+    report = u.forget_class(1)
+    assert sorted(report.indices) == torch.nonzero(y == 1)[:, 0].tolist()
+    after = (model(X[y == 1]).argmax(1) == 1).double().mean()
+    assert after < before
+    with pytest.raises(ValueError, match="no remaining"):
+        u.forget_class(1)
+
+
+# --- BatchNorm, dtype, tokens ---------------------------------------------------------
+
+def test_batchnorm_uses_running_statistics_and_is_never_updated():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    X = torch.randn(64, 5)
+    y = torch.randint(0, 2, (64,))
+    model.train()
+    for _ in range(5):                       # give the running statistics values
+        model(X)
+    bn_state = {k: v.clone() for k, v in model[1].state_dict().items()}
+    report = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=1e-2,
+                       n_perturbations=64, random_state=0).forget(3)
+    assert all(s.module in ("0", "3") for s in report.slices)
+    assert all(torch.equal(bn_state[k], v) for k, v in model[1].state_dict().items())
+    assert model.training
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dtypes(dtype):
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(90, 5, generator=gen).to(dtype)
+    y = (X[:, 0] > 0).long()
+    torch.manual_seed(0)
+    model = fit(nn.Linear(5, 2).to(dtype), nn.CrossEntropyLoss(), X, y, tol=1e-5)
+    report = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD,
+                       selection="full", random_state=0).forget(0)
+    assert model.weight.dtype == dtype
+    assert report.passes[0]["accepted"]
+    assert report.retained_gradient_norm_after < 0.1 * report.retained_gradient_norm_before
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self, vocab=20, width=8):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width, padding_idx=0)
+        self.encoder = nn.TransformerEncoderLayer(width, 2, 16, dropout=0.0, batch_first=True)
+        self.head = nn.Linear(width, 2)
+
+    def forward(self, tokens):
+        mask = tokens == 0
+        h = self.encoder(self.embed(tokens), src_key_padding_mask=mask)
+        keep = (~mask).unsqueeze(-1).to(h.dtype)
+        return self.head((h * keep).sum(1) / keep.sum(1))
+
+
+def test_token_model_with_replacement_perturbations_and_padding_mask():
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(2, 20, (80, 6), generator=gen)
+    tokens[:40, 4:] = 0                                  # padding
+    labels = (tokens == 5).any(1).long()
+    torch.manual_seed(0)
+    model = TinyTransformer()
+    perturb = token_replacement(20, rate=0.3, protected=[0])
+    copies = perturb(tokens[:2], 50, torch.Generator().manual_seed(1))
+    assert copies.shape == (50, 2, 6) and bool((copies[:, 0, 4:] == 0).all())
+    with pytest.raises(ValueError, match="token_replacement"):
+        Unlearner(model, nn.CrossEntropyLoss(), (tokens, labels))
+    u = Unlearner(model, nn.CrossEntropyLoss(), (tokens, labels), weight_decay=1e-3,
+                  perturbation=perturb, position_mask=lambda t: t != 0, n_perturbations=64,
+                  max_parameters=200, random_state=0)
+    report = u.forget(3)
+    assert report.slices and {s.module for s in report.slices} <= {
+        "encoder.linear1", "encoder.linear2", "head"}
+    assert report.n_parameters <= 200
+    assert report.passes[0]["accepted"]
+    assert report.passes[0]["objective_after"] < report.passes[0]["objective_before"]
+
+
+# --- curvature and the solve ----------------------------------------------------------
+
+def test_block_hessian_is_the_full_hessian_sub_block():
+    model = Reused().double()
+    X = torch.randn(20, 1, 4, 4, dtype=torch.float64)
+    y = torch.randint(0, 2, (20,))
+    loss_fn = nn.CrossEntropyLoss()
+    slice_map = SliceMap(model)
+    chosen = [Slice("conv", 1), Slice("shared", 3), Slice("head", 0)]
+    block = slice_map.block(chosen)
+    objective = BlockObjective(model, loss_fn, TrainingData((X, y), batch_size=7),
+                               torch.arange(20), 0.1, block)
+    H = objective.hessian(objective.theta)
+    params = {n: p.detach() for n, p in model.named_parameters()}
+
+    def full_loss(theta):
+        p = block.scatter(params, theta)
+        return loss_fn(torch.func.functional_call(model, p, (X,)), y)
+    reference = torch.autograd.functional.hessian(full_loss, objective.theta)
+    reference = reference + 0.1 * torch.eye(len(objective.theta), dtype=torch.float64)
+    assert torch.allclose(H, reference, atol=1e-10)
+    G = objective.hessian(objective.theta, kind="gauss_newton")
+    assert float(torch.linalg.eigvalsh(G)[0]) >= 0.1 - 1e-9   # PSD plus weight decay
+    v = torch.randn(len(objective.theta), dtype=torch.float64)
+    assert torch.allclose(objective.hessian_vector(objective.theta, v), H @ v, atol=1e-10)
+
+
+def test_conjugate_gradients_match_cholesky():
+    model, X, y = logistic_problem(n=100, classes=3)
+    slice_map = SliceMap(model)
+    block = slice_map.block(slice_map.slices)
+    objective = BlockObjective(model, nn.CrossEntropyLoss(), TrainingData((X, y)),
+                               torch.arange(1, 100), WD, block)
+    theta = objective.theta
+    g = objective.gradient(theta)
+    dense, info_dense = damped_newton_step(objective, theta, g)
+    cg, info_cg = damped_newton_step(objective, theta, g, max_dense=1)
+    assert info_dense["solver"] == "cholesky" and info_cg["solver"] == "cg"
+    assert torch.allclose(dense, cg, atol=1e-9)
+
+
+def test_indefinite_block_never_raises_the_objective():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3)).double()
+    X = torch.randn(60, 4, dtype=torch.float64)
+    y = torch.randint(0, 3, (60,))               # random labels, short training: far from
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)   # an optimum, indefinite curvature
+    for _ in range(30):
+        opt.zero_grad()
+        nn.CrossEntropyLoss()(model(X), y).backward()
+        opt.step()
+    slice_map = SliceMap(model)
+    objective = BlockObjective(model, nn.CrossEntropyLoss(), TrainingData((X, y)),
+                               torch.arange(60), 0.0, slice_map.block(slice_map.slices[:16]))
+    theta = objective.theta
+    eigenvalues = torch.linalg.eigvalsh(objective.hessian(theta))
+    assert float(eigenvalues[0]) < 0
+    step, info = damped_newton_step(objective, theta, objective.gradient(theta))
+    assert info["damping"] > 0
+    assert info["objective_after"] <= info["objective_before"]
+    assert objective.value(theta + step) <= objective.value(theta)
+
+
+# --- noise ----------------------------------------------------------------------------
+
+def test_noise_options():
+    model, X, y = logistic_problem(n=100)
+    strong = fit(clone(model), nn.CrossEntropyLoss(), X, y, weight_decay=1.0)
+    u = Unlearner(strong, nn.CrossEntropyLoss(), (X, y), weight_decay=1.0,
+                  selection="full", noise="sekhari", epsilon=1.0, delta=1e-3,
+                  budget=RemovalBudget(sigma=10.0, epsilon=1.0, delta=1e-3), random_state=0)
+    first = u.forget(0)
+    second = u.forget(1)
+    assert first.noise_std == pytest.approx(sekhari_noise_std(100, 1, 1.0, 1.0, 1e-3))
+    assert second.noise_std == pytest.approx(4 * first.noise_std)   # m = 2 removals
+    assert first.retrain_due is False and u.budget.spent > 0
+    quiet, noisy = clone(model), clone(model)
+    Unlearner(quiet, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, selection="full",
+              random_state=0).forget(0)
+    report = Unlearner(noisy, nn.CrossEntropyLoss(), (X, y), weight_decay=WD,
+                       selection="full", noise=0.01, random_state=0).forget(0)
+    difference = flat(noisy) - flat(quiet)
+    assert report.noise_std == 0.01
+    assert 0.5 < float(difference.std()) / 0.01 < 1.5
