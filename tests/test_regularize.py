@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from chatterjee.regularize import (  # noqa: E402
+from chatterjee.regularize import (
     AdversarialHeads,
     GradientReversal,
     reversal_schedule,
