@@ -1,4 +1,5 @@
-"""Command line of ``chatterjee``: ``chatterjee demo``, ``select``, ``codec``, ``blanket``.
+"""Command line of ``chatterjee``: ``chatterjee demo``, ``select``, ``codec``, ``blanket``,
+``unlearn``.
 
 Without a data file, ``select``, ``codec`` and ``blanket`` use scikit-learn's bundled
 diabetes data (ten features and the response column ``target``).
@@ -9,6 +10,7 @@ import contextlib
 import json
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -286,6 +288,92 @@ def _blanket(args):
     return 0
 
 
+def _unlearn(args):
+    """Train a small model on the digits, remove a few samples, print what changed."""
+    if not args.demo:
+        raise CliError("unlearn: only the demonstration exists so far: "
+                       "run 'chatterjee unlearn --demo'")
+    try:
+        import torch
+    except ImportError:
+        raise CliError("unlearn needs torch, which is not installed "
+                       "(pip install chatterjee[torch])") from None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the demo's models are tiny: one thread is fastest
+    try:
+        return _unlearn_demo(args, torch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _unlearn_demo(args, torch):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from .unlearn import Unlearner
+    from .unlearn.baselines import train
+    from .unlearn.metrics import accuracy
+
+    digits = load_digits()
+    X_train, X_test, y_train, y_test = train_test_split(
+        digits.data / 16.0, digits.target, test_size=0.2, random_state=0)
+    train_data = (torch.tensor(X_train), torch.tensor(y_train))
+    test_data = (torch.tensor(X_test), torch.tensor(y_test))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    weight_decay = 1e-3
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        model = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(),
+                                    torch.nn.Linear(16, 10)).double()
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # a few L-BFGS iterations; the demo does not need the exact optimum
+        warnings.simplefilter("ignore", RuntimeWarning)
+        train(model, loss_fn, train_data, weight_decay=weight_decay, optimizer="lbfgs",
+              max_iter=args.iterations, tol=1e-8, random_state=args.seed)
+    train_seconds = time.perf_counter() - start
+    accuracy_before = accuracy(model, test_data)
+    unlearner = Unlearner(model, loss_fn, train_data, weight_decay=weight_decay,
+                          selection=args.selection, n_perturbations=64,
+                          curvature="gauss_newton", curvature_samples=256,
+                          random_state=args.seed)
+    rng = np.random.default_rng(args.seed)
+    removals = []
+    for index in rng.choice(len(y_train), args.removals, replace=False):
+        report = unlearner.forget(int(index))
+        removals.append({"index": int(index), "label": int(y_train[index]),
+                         "slices": [str(s) for s in report.slices],
+                         "n_parameters": int(report.n_parameters),
+                         "loss_before": _float(report.removed_loss_before),
+                         "loss_after": _float(report.removed_loss_after),
+                         "seconds": float(report.timings["total"])})
+    accuracy_after = accuracy(model, test_data)
+    n_params = sum(p.numel() for p in model.parameters())
+    if args.json:
+        print(json.dumps({"model": "MLP 64-16-10", "n_parameters": n_params, "n_train": len(y_train),
+                          "selection": args.selection, "train_seconds": train_seconds,
+                          "test_accuracy_before": accuracy_before,
+                          "test_accuracy_after": accuracy_after, "removals": removals}))
+        return 0
+    print(f"Digits (scikit-learn's bundled copy): MLP 64-16-10 ({n_params} parameters) "
+          f"trained (L-BFGS) on {len(y_train)} images in {train_seconds:.1f} s.")
+    print(f"Removing {args.removals} random training samples, selection = "
+          f"{args.selection!r}:\n")
+    header = (f"{'index':>5}  {'label':>5}  {'slices':>6}  {'params':>6}  "
+              f"{'loss before':>11}  {'loss after':>10}  {'time (s)':>8}  chosen slices")
+    print(header)
+    print("-" * len(header))
+    for row in removals:
+        chosen = ", ".join(row["slices"][:4]) + (", ..." if len(row["slices"]) > 4 else "")
+        print(f"{row['index']:>5}  {row['label']:>5}  {len(row['slices']):>6}  "
+              f"{row['n_parameters']:>6}  {row['loss_before']:11.4f}  "
+              f"{row['loss_after']:10.4f}  {row['seconds']:8.2f}  {chosen}")
+    print(f"\nTest accuracy: {accuracy_before:.4f} before, {accuracy_after:.4f} after.")
+    print("A removed sample's loss rises where the model had fitted it more closely than "
+          "the retained data support (the model is near, not at, its optimum).")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 def _add_common(parser):
@@ -350,6 +438,23 @@ def build_parser():
     blanket.add_argument("--plot", metavar="out.png", default=None,
                          help="save the blanket graph as a picture (needs matplotlib)")
     blanket.set_defaults(run=_blanket)
+
+    unlearn = commands.add_parser(
+        "unlearn", help="remove training samples from a torch model (needs torch)",
+        description="Deep unlearning with chatterjee.unlearn. '--demo' trains a small "
+                    "MLP on scikit-learn's digits (seconds), removes a few random "
+                    "training samples with the Unlearner and prints, per removal, the "
+                    "slices updated and the removed sample's loss before and after.")
+    unlearn.add_argument("--demo", action="store_true", help="run the demonstration")
+    unlearn.add_argument("--removals", type=_positive_int, default=3, metavar="K",
+                         help="samples to remove, one at a time (default 3)")
+    unlearn.add_argument("--selection", choices=("lfoci", "gradient", "random", "full"),
+                         default="lfoci", help="slice selection rule (default lfoci)")
+    unlearn.add_argument("--iterations", type=_positive_int, default=60,
+                         help="L-BFGS iterations training the demo model (default 60)")
+    unlearn.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    unlearn.add_argument("--json", action="store_true", help="print JSON to stdout")
+    unlearn.set_defaults(run=_unlearn)
     return parser
 
 

@@ -213,3 +213,44 @@ def test_help_mentions_builtin_data(capsys):
         main(["select", "--help"])
     assert exit_info.value.code == 0
     assert "diabetes" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ unlearn
+
+FAST_UNLEARN = ("unlearn", "--demo", "--removals", "1", "--iterations", "10")
+
+
+def test_unlearn_demo_table(capsys):
+    pytest.importorskip("torch")
+    code, out, err = run(capsys, *FAST_UNLEARN)
+    assert code == 0, err
+    assert "MLP 64-16-10" in out
+    header = next(line for line in out.splitlines() if line.lstrip().startswith("index"))
+    for column in ("slices", "params", "loss before", "loss after", "time (s)"):
+        assert column in header
+    assert "Test accuracy:" in out and "before" in out and "after" in out
+
+
+def test_unlearn_demo_json(capsys):
+    pytest.importorskip("torch")
+    code, out, _ = run(capsys, *FAST_UNLEARN, "--json", "--selection", "gradient")
+    assert code == 0
+    result = json.loads(out)
+    assert result["selection"] == "gradient"
+    assert len(result["removals"]) == 1
+    removal = result["removals"][0]
+    assert set(removal) == {"index", "label", "slices", "n_parameters", "loss_before",
+                            "loss_after", "seconds"}
+    assert removal["slices"] and removal["n_parameters"] > 0
+    assert 0 <= result["test_accuracy_after"] <= 1
+
+
+def test_unlearn_needs_demo(capsys):
+    assert_error(*run(capsys, "unlearn"), "--demo")
+    assert_error(*run(capsys, "unlearn", "--demo", "--removals", "0"), "positive integer")
+
+
+def test_cli_does_not_import_torch():
+    code = ("import sys, chatterjee.cli; "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT).returncode == 0
