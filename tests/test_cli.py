@@ -253,4 +253,5 @@ def test_unlearn_needs_demo(capsys):
 def test_cli_does_not_import_torch():
     code = ("import sys, chatterjee.cli; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
-    assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
+                          check=False).returncode == 0
