@@ -3,8 +3,11 @@
 Mehta et al. (CVPR 2022, section 6) regularize a network against spurious attributes
 with gradient-reversal discriminators, but only for the attributes in the Markov
 blanket of the target among all attributes: those are the ones a network can use as
-shortcuts. This module needs torch (``pip install chatterjee[torch]``); importing
-``chatterjee`` does not import it.
+shortcuts. :func:`train_with_adversaries` trains a network with such heads; by
+default its encoder uses a bounded "confusion" objective instead of the plain
+reversal, which did not remove the shortcut in our digits experiment
+(``docs/spurious.md``). This module needs torch (``pip install chatterjee[torch]``);
+importing ``chatterjee`` does not import it.
 """
 
 from dataclasses import dataclass, field
