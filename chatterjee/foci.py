@@ -8,6 +8,7 @@ import numpy as np
 from array_api_compat import array_namespace, device
 
 from ._ranks import is_constant, max_ranks
+from ._results import FociPathPlot
 from ._validation import (
     check_backend,
     check_random_state,
@@ -25,7 +26,7 @@ STANDARDIZE_OPTIONS = ("scale", "bounded", None)
 
 
 @dataclass(frozen=True)
-class FociResult:
+class FociResult(FociPathPlot):
     """Result of :func:`foci` and :func:`lfoci`.
 
     Attributes
@@ -46,6 +47,11 @@ class FociResult:
         Names of ``selected_columns``, when the input had column names.
     n_samples : int
         Rows used.
+
+    Methods
+    -------
+    plot(ax=None)
+        Draw the score path (``scores`` against the picks); needs matplotlib.
     """
 
     selected: np.ndarray

@@ -10,16 +10,8 @@ nothing adds.
 
 import matplotlib.pyplot as plt
 
-from chatterjee import FociResult, foci
+from chatterjee import foci
 from chatterjee.datasets import make_foci_vignette
-
-# sphinx_gallery_start_ignore
-# Until FociResult inherits the plot method in chatterjee/foci.py, attach it here.
-from chatterjee._results import FociPathPlot
-
-if not hasattr(FociResult, "plot"):
-    FociResult.plot = FociPathPlot.plot
-# sphinx_gallery_end_ignore
 
 X, y = make_foci_vignette(n_samples=2000, n_features=100, random_state=0)
 result = foci(X, y, random_state=0)

@@ -14,10 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def plot(result, **kwargs):
-    """``result.plot(...)``; through the mixin while FociResult does not inherit it yet."""
-    if isinstance(result, FociPathPlot):
-        return result.plot(**kwargs)
-    return FociPathPlot.plot(result, **kwargs)
+    """``result.plot(...)``."""
+    return result.plot(**kwargs)
 
 
 @pytest.fixture(autouse=True)
@@ -35,9 +33,10 @@ def data():
 
 
 def test_foci_result_has_the_plot_method():
-    if not issubclass(FociResult, FociPathPlot):
-        pytest.skip("FociResult (chatterjee/foci.py) does not inherit FociPathPlot yet")
+    assert issubclass(FociResult, FociPathPlot)
     assert callable(FociResult.plot)
+    result = FociResult(np.array([1]), np.array([0.5]), np.array([0.5]), np.array([1]))
+    assert result.plot.__func__ is FociPathPlot.plot
 
 
 def test_plot_draws_the_score_path(data):
