@@ -8,6 +8,7 @@ from ._validation import check_random_state
 from .codec import codec
 from .foci import (
     FociResult,
+    Progress,
     check_foci_args,
     foci,
     prepare_features,
@@ -150,7 +151,9 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
     n_jobs : int, default=None
         Parallel jobs over the candidates of each forward step (joblib).
     verbose : int, default=0
-        Progress lines when positive.
+        Progress report on stderr, as in :func:`foci`: the forward pass's steps,
+        then the pruning rounds (a tqdm bar each at 1 when tqdm is installed, else
+        lines). Changes no result.
 
     Returns
     -------
@@ -213,24 +216,31 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
     label_position = {label: position for position, label in enumerate(labels.tolist())}
     kept = [label_position[label] for label in forward.selected.tolist()]
     pruned, pruning_scores = [], []
-    while prune and len(kept) > 1:
-        scores = []
-        for member in kept:
-            rest = np.concatenate([members[other] for other in kept if other != member])
-            block, given = features[:, members[member]], features[:, rest]
-            scores.append(
-                lcodec(y, block, given, noise_scale=noise_scale, random_state=rng).statistic
-                if randomized
-                else codec(y, block, given, random_state=rng).statistic
-            )
-        weakest = int(np.nanargmin(scores))
-        if not scores[weakest] <= 0:
-            break
-        pruned.append(kept.pop(weakest))
-        pruning_scores.append(scores[weakest])
-        if verbose:
-            print(f"[blanket] pruned {labels[pruned[-1]]}: "
-                  f"T(y, it | rest) = {scores[weakest]:.4f}", flush=True)
+    with Progress(verbose if prune and len(kept) > 1 else 0, total=len(kept) - 1,
+                  desc="blanket pruning", unit="round") as progress:
+        while prune and len(kept) > 1:
+            scores = []
+            for member in kept:
+                rest = np.concatenate([members[other] for other in kept if other != member])
+                block, given = features[:, members[member]], features[:, rest]
+                scores.append(
+                    lcodec(y, block, given, noise_scale=noise_scale,
+                           random_state=rng).statistic
+                    if randomized
+                    else codec(y, block, given, random_state=rng).statistic
+                )
+            weakest = int(np.nanargmin(scores))
+            progress.update()
+            if not scores[weakest] <= 0:
+                progress.step(f"[blanket] pruning done: every member adds dependence "
+                              f"(lowest T(y, it | rest) = {scores[weakest]:.4f})",
+                              "done")
+                break
+            pruned.append(kept.pop(weakest))
+            pruning_scores.append(scores[weakest])
+            progress.step(f"[blanket] pruned {labels[pruned[-1]]}: "
+                          f"T(y, it | rest) = {scores[weakest]:.4f}",
+                          f"pruned {labels[pruned[-1]]}")
     return BlanketResult(
         np.sort(labels[np.asarray(kept, dtype=np.int64)]),
         forward,
@@ -240,7 +250,7 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
     )
 
 
-def markov_blankets(data, *, groups=None, symmetric=None, **options):
+def markov_blankets(data, *, groups=None, symmetric=None, verbose=0, **options):
     """The Markov blanket of every variable given all the others: a dependency graph.
 
     Parameters
@@ -256,7 +266,12 @@ def markov_blankets(data, *, groups=None, symmetric=None, **options):
     **options
         Passed to :func:`markov_blanket` (``prune``, ``randomized``,
         ``standardize``, ``group_features``, ``noise_scale``, ``random_state``,
-        ``n_jobs``, ``verbose``).
+        ``n_jobs``).
+    verbose : int, default=0
+        Progress report on stderr, off by default: one step per variable (a tqdm
+        bar at 1 when tqdm is installed, else one line per blanket; see
+        :func:`foci`). The blankets of the individual variables report nothing.
+        Changes no result.
 
     Returns
     -------
@@ -295,16 +310,28 @@ def markov_blankets(data, *, groups=None, symmetric=None, **options):
     labels = np.unique(groups)
     options["random_state"] = check_random_state(options.get("random_state"))
     adjacency = np.zeros((labels.size, labels.size), dtype=bool)
-    for i, label in enumerate(labels):
-        target_columns = groups == label
-        if target_columns.sum() != 1:
-            raise ValueError(
-                "Each target variable must be one column: the coefficient's response "
-                f"is scalar, and variable {label!r} has {target_columns.sum()} columns."
-            )
-        result = markov_blanket(values[:, ~target_columns], values[:, target_columns][:, 0],
-                                groups=groups[~target_columns], **options)
-        adjacency[i, np.searchsorted(labels, result.blanket)] = True
+    with Progress(verbose, total=labels.size, desc="Markov blankets",
+                  unit="variable") as progress:
+        for i, label in enumerate(labels):
+            target_columns = groups == label
+            if target_columns.sum() != 1:
+                raise ValueError(
+                    "Each target variable must be one column: the coefficient's "
+                    f"response is scalar, and variable {label!r} has "
+                    f"{target_columns.sum()} columns."
+                )
+            result = markov_blanket(values[:, ~target_columns],
+                                    values[:, target_columns][:, 0],
+                                    groups=groups[~target_columns], **options)
+            adjacency[i, np.searchsorted(labels, result.blanket)] = True
+            progress.update()
+            if progress.active:
+                name = label if names is None else names[i]
+                members = [labels[j] if names is None else names[j]
+                           for j in np.flatnonzero(adjacency[i])]
+                progress.step(f"[blankets] {i + 1}/{labels.size}: blanket of {name}: "
+                              f"{', '.join(map(str, members)) or '(empty)'}",
+                              f"{name}: {len(members)} members")
     if symmetric == "and":
         adjacency &= adjacency.T
     elif symmetric == "or":
@@ -354,7 +381,7 @@ def plot_blanket_graph(adjacency, labels=None, *, ax=None):
                 ax.plot(*xy[[i, j]].T, color="0.3", zorder=1)
             else:
                 ax.annotate("", xy=xy[j], xytext=xy[i], zorder=1,
-                            arrowprops=dict(arrowstyle="->", color="0.5"))
+                            arrowprops={"arrowstyle": "->", "color": "0.5"})
     ax.scatter(*xy.T, s=600, color="white", edgecolor="black", zorder=2)
     for (x, y), label in zip(xy, labels):
         ax.text(x, y, str(label), ha="center", va="center", zorder=3)

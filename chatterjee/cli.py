@@ -6,7 +6,6 @@ diabetes data (ten features and the response column ``target``).
 """
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -153,6 +152,17 @@ def _positive_int(text):
     return value
 
 
+def _verbosity(args):
+    """``verbose`` for the library: progress (on stderr) unless --no-progress or stderr
+    is not a terminal."""
+    if args.no_progress:
+        return 0
+    try:
+        return 1 if sys.stderr.isatty() else 0
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return 0
+
+
 def _float(value):
     return None if not np.isfinite(value) else float(value)
 
@@ -189,11 +199,9 @@ def _select(args):
         print(f"{name} on {source}: target {args.target!r}, n = {len(y)}, "
               f"{n_candidates} candidate {what}")
     start = time.perf_counter()
-    # Progress goes to stderr (foci prints it to stdout), and not at all with --json.
-    with contextlib.redirect_stdout(sys.stderr):
-        result = select(X, y, groups=groups, max_features=args.max_features,
-                        stop=not args.no_stop, random_state=args.seed,
-                        verbose=0 if args.json else 1)
+    result = select(X, y, groups=groups, max_features=args.max_features,
+                    stop=not args.no_stop, random_state=args.seed,
+                    verbose=_verbosity(args))
     elapsed = time.perf_counter() - start
 
     if groups is None:
@@ -261,7 +269,8 @@ def _blanket(args):
     if len(columns) < 2:
         raise CliError("need at least 2 numeric columns for blankets")
     data = _complete_rows(frame, columns)
-    adjacency = markov_blankets(data, symmetric=args.symmetric, random_state=args.seed)
+    adjacency = markov_blankets(data, symmetric=args.symmetric, random_state=args.seed,
+                                verbose=_verbosity(args))
     matrix = np.asarray(adjacency, dtype=bool)
     blankets = {name: [columns[j] for j in np.flatnonzero(matrix[i])]
                 for i, name in enumerate(columns)}
@@ -384,6 +393,13 @@ def _add_common(parser):
     parser.add_argument("--json", action="store_true", help="print JSON to stdout")
 
 
+def _add_progress(parser):
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress report (it is shown on stderr when stderr is a "
+                             "terminal: a bar with tqdm installed, else one line per "
+                             "step)")
+
+
 def build_parser():
     parser = _Parser(prog="chatterjee", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -411,6 +427,7 @@ def build_parser():
                         help="columns sharing the text before the first SEP form one "
                              "candidate picked whole (e.g. SEP '_' groups emb_0, emb_1); "
                              "JSON output then also lists the picked 'columns'")
+    _add_progress(select)
     select.set_defaults(run=_select)
 
     codec = commands.add_parser(
@@ -437,6 +454,7 @@ def build_parser():
                               "either (or); default: directed estimates")
     blanket.add_argument("--plot", metavar="out.png", default=None,
                          help="save the blanket graph as a picture (needs matplotlib)")
+    _add_progress(blanket)
     blanket.set_defaults(run=_blanket)
 
     unlearn = commands.add_parser(

@@ -1,5 +1,7 @@
 """FOCI and L-FOCI: forward selection of features by conditional dependence."""
 
+import logging
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,9 +22,95 @@ from .backends import neighbors_from_draws, safe_scale, shared_base_search
 from .codec import agreement, dependence_terms, ratio_or_nan
 from .lcodec import noise_scales
 
-__all__ = ["foci", "lfoci", "FociResult"]
+__all__ = ["FociResult", "foci", "lfoci"]
 
 STANDARDIZE_OPTIONS = ("scale", "bounded", None)
+
+logger = logging.getLogger("chatterjee")
+
+#: With a progress bar, the candidates of a step are scored in about this many rounds
+#: per job, so that the bar moves during a long step.
+PROGRESS_ROUNDS = 20
+
+
+def _tqdm():
+    """The ``tqdm`` progress bar class, or None when tqdm is not installed."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
+class Progress:
+    """Progress report of a long loop, following the ``verbose`` convention.
+
+    ``verbose=0``: silent. ``verbose=1``: a tqdm bar on stderr when tqdm is
+    installed, else one line per step. ``verbose>=2``: one line per step. A line
+    is an INFO record of the ``"chatterjee"`` logger when that logger has a handler
+    and is enabled for INFO, else it is written to stderr. Reporting never touches
+    the random state, so it cannot change a result.
+
+    Parameters
+    ----------
+    verbose : int
+    total : int
+        Units of the bar (see :meth:`reset`).
+    desc : str
+        The bar's label.
+    unit : str
+        What the bar counts.
+    """
+
+    def __init__(self, verbose, total=None, desc=None, unit="it"):
+        verbose = int(verbose or 0)
+        tqdm = _tqdm() if verbose == 1 else None
+        self.lines = verbose >= 1 and tqdm is None
+        self.bar = None
+        if tqdm is not None:
+            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr,
+                            dynamic_ncols=True, delay=0 if total else 1e9)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    @property
+    def active(self):
+        """Whether anything is reported."""
+        return self.bar is not None or self.lines
+
+    def reset(self, total, desc=None):
+        """Start a new round of ``total`` units on the bar (lines: nothing)."""
+        if self.bar is not None:
+            if desc is not None:
+                self.bar.set_description_str(desc, refresh=False)
+            self.bar.delay = 0
+            self.bar.reset(total=total)
+
+    def update(self, n=1):
+        """Advance the bar by ``n`` units (lines: nothing)."""
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def step(self, line, postfix=None):
+        """Report a finished step: ``line`` as a line, ``postfix`` on the bar."""
+        if self.bar is not None:
+            if postfix is not None:
+                self.bar.set_postfix_str(postfix, refresh=False)
+            self.bar.refresh()
+        elif self.lines:
+            if logger.hasHandlers() and logger.isEnabledFor(logging.INFO):
+                logger.info(line)
+            else:
+                print(line, file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 @dataclass(frozen=True)
@@ -206,48 +294,67 @@ def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jo
     picked, scores, gains = [], [], []
     agreement_prev, graph_prev = None, None
     start = time.perf_counter()
-    while remaining and len(picked) < max_features:
-        seeds = rng.integers(np.iinfo(np.int64).max, size=len(remaining))
-        base = np.concatenate([members[c] for c in picked] + [np.empty(0, int)])
-        search = (shared_base_search(xp.take(X, xp.asarray(base, device=device(X)), axis=1))
-                  if picked else None)
-        chunks = np.array_split(np.arange(len(remaining)), n_chunks)
-        parts = parallel(
-            delayed(_neighbor_agreements)(
-                R, X, [members[remaining[i]] for i in chunk], seeds[chunk], search
+    name = "L-FOCI" if noise_scale is not None else "FOCI"
+    what = "group" if groups is not None else "feature"
+    with Progress(verbose, desc=name, unit="candidate") as progress:
+        while remaining and len(picked) < max_features:
+            seeds = rng.integers(np.iinfo(np.int64).max, size=len(remaining))
+            base = np.concatenate([members[c] for c in picked] + [np.empty(0, int)])
+            search = (shared_base_search(xp.take(X, xp.asarray(base, device=device(X)),
+                                                 axis=1))
+                      if picked else None)
+            # With a bar, score the candidates in rounds of n_chunks chunks (one
+            # parallel call each) so that the bar moves; the agreements, hence the
+            # result, do not depend on the chunks.
+            rounds = PROGRESS_ROUNDS if progress.bar is not None else 1
+            chunks = [chunk for chunk in np.array_split(
+                np.arange(len(remaining)), min(len(remaining), n_chunks * rounds))
+                if chunk.shape[0]]
+            progress.reset(len(remaining), f"{name} step {len(picked) + 1}")
+            parts = []
+            for first in range(0, len(chunks), n_chunks):
+                batch = chunks[first:first + n_chunks]
+                parts.extend(parallel(
+                    delayed(_neighbor_agreements)(
+                        R, X, [members[remaining[i]] for i in chunk], seeds[chunk], search
+                    )
+                    for chunk in batch
+                ))
+                progress.update(sum(chunk.shape[0] for chunk in batch))
+            agreements = np.concatenate(parts)
+            best = int(np.argmax(agreements))  # first maximum: the lowest label
+            graph = _candidate_graph(X, members[remaining[best]], seeds[best], search)
+            numerator, denominator = dependence_terms(R, L, graph)
+            if stop and (
+                numerator <= 0  # Q(j) <= 0 at the first step
+                if graph_prev is None
+                else agreements[best] <= agreement_prev  # Q(S + j) <= Q(S)
+            ):
+                progress.step(
+                    f"[{name.lower()}] step {len(picked) + 1}: no {what} adds dependence, "
+                    f"stop ({time.perf_counter() - start:.2f} s)",
+                    f"stopped after {len(picked)} picks",
+                )
+                break
+            candidate = remaining.pop(best)
+            scores.append(numerator / denominator)
+            gains.append(
+                scores[-1]
+                if graph_prev is None
+                else ratio_or_nan(*dependence_terms(R, L, graph, graph_prev), True)
             )
-            for chunk in chunks
-            if chunk.shape[0]
-        )
-        agreements = np.concatenate(parts)
-        best = int(np.argmax(agreements))  # first maximum: the lowest label
-        graph = _candidate_graph(X, members[remaining[best]], seeds[best], search)
-        numerator, denominator = dependence_terms(R, L, graph)
-        if stop and (
-            numerator <= 0  # Q(j) <= 0 at the first step
-            if graph_prev is None
-            else agreements[best] <= agreement_prev  # Q(S + j) <= Q(S)
-        ):
-            break
-        candidate = remaining.pop(best)
-        scores.append(numerator / denominator)
-        gains.append(
-            scores[-1]
-            if graph_prev is None
-            else ratio_or_nan(*dependence_terms(R, L, graph, graph_prev), True)
-        )
-        picked.append(candidate)
-        agreement_prev, graph_prev = agreements[best], graph
-        if verbose:
-            label = labels[candidate]
-            print(
-                f"[foci] step {len(picked)}: "
-                + (f"group {label}" if groups is not None else f"feature {label}")
-                + (f" ({names[label]})" if names is not None and groups is None else "")
-                + f", T = {scores[-1]:.4f}, gain = {gains[-1]:.4f}, "
-                f"{time.perf_counter() - start:.2f} s",
-                flush=True,
-            )
+            picked.append(candidate)
+            agreement_prev, graph_prev = agreements[best], graph
+            if progress.active:
+                label = labels[candidate]
+                shown = (f"{label} ({names[label]})" if names is not None and groups is None
+                         else f"{label}")
+                progress.step(
+                    f"[{name.lower()}] step {len(picked)}: {what} {shown}, "
+                    f"T = {scores[-1]:.4f}, gain = {gains[-1]:.4f}, "
+                    f"{time.perf_counter() - start:.2f} s",
+                    f"picked {shown}, T = {scores[-1]:.3f}",
+                )
     return result(picked, scores, gains)
 
 
@@ -282,7 +389,12 @@ _SHARED_DOC = """
         default; ``joblib.parallel_config`` can send them to dask or Ray). None
         means 1 unless in a joblib context; -1 means all cores.
     verbose : int, default=0
-        Print one progress line per step when positive.
+        Progress report on stderr, off by default. 1: a progress bar of the
+        candidates scored at each step, with the last pick, when tqdm is installed
+        (``pip install chatterjee[progress]``), else one line per step. 2 or more:
+        one line per step. A line goes to the ``"chatterjee"`` logger (level INFO)
+        when logging is configured for it, else straight to stderr. Reporting
+        changes no result, whatever ``n_jobs`` is.
     backend : {'auto', 'numpy', 'torch', 'cupy'}, default='auto'
         The array library that does the work. 'auto' follows ``X`` and ``y``:
         PyTorch tensors and CuPy arrays are searched on their device (CPU or GPU),

@@ -132,7 +132,10 @@ def _parameters_doc(noise):
         Parallel jobs over the candidates of a step (joblib). None means 1 unless
         in a :obj:`joblib.parallel_config` context; -1 means all processors.
     verbose : int, default=0
-        Progress lines when positive.
+        Progress report on stderr during ``fit``, off by default: 1 shows a tqdm
+        progress bar when tqdm is installed (``pip install chatterjee[progress]``),
+        else one line per step; 2 or more, one line per step (see
+        :func:`chatterjee.foci`). It changes no selection.
     backend : {{'auto', 'numpy', 'torch', 'cupy'}}, default='auto'
         The array library of the neighbour searches. 'auto' follows X: PyTorch
         tensors and CuPy arrays are searched on their device (and ``transform``

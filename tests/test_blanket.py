@@ -1,5 +1,7 @@
 """Markov blankets: forward selection, backward pruning and the blanket graph."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,32 @@ def test_plot_blanket_graph():
     assert [t.get_text() for t in ax.texts if t.get_text()] == ["a", "b", "c"]
     assert len(ax.lines) == 1  # a - b, found both ways
     assert len([t for t in ax.texts if not t.get_text()]) == 1  # the arrow b -> c
+
+
+def test_progress_changes_no_blanket(capsys, monkeypatch):
+    X, y = _chain_with_a_child(0)
+    reference = markov_blanket(X, y, random_state=0)
+    for verbose in (1, 2):
+        found = markov_blanket(X, y, random_state=0, verbose=verbose)
+        np.testing.assert_array_equal(found.blanket, reference.blanket)
+        np.testing.assert_array_equal(found.forward.scores, reference.forward.scores)
+    out, err = capsys.readouterr()
+    assert out == "" and "[foci] step 1" in err and "[blanket]" in err
+    data = np.column_stack([X, y])
+    graph = markov_blankets(data, random_state=0)
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    np.testing.assert_array_equal(markov_blankets(data, random_state=0, verbose=1), graph)
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == ""
+    assert len(lines) == data.shape[1]  # one per variable, the inner blankets are quiet
+    assert lines[0].startswith(f"[blankets] 1/{data.shape[1]}: blanket of 0")
+
+
+def _chain_with_a_child(seed, n=2000):
+    rng = np.random.default_rng(seed)
+    a, b, c = rng.normal(size=(3, n))
+    y = a + b ** 2 + 0.3 * rng.normal(size=n)
+    child = y + 0.3 * rng.normal(size=n)
+    return np.column_stack([a, b, c, child]), y

@@ -53,8 +53,8 @@ def test_select_builtin_table(capsys):
     assert code == 0
     assert "diabetes" in out and "T(y, selected)" in out
     assert "bmi" in out
-    assert "[foci] step 1" in err  # progress on stderr, not stdout
-    assert "[foci]" not in out
+    assert "[foci]" not in out and "FOCI step" not in out
+    assert "FOCI step" not in err and "[foci]" not in err  # stderr is no terminal here
 
 
 def test_select_builtin_json(capsys):
@@ -255,3 +255,46 @@ def test_cli_does_not_import_torch():
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
                           check=False).returncode == 0
+
+
+# ------------------------------------------------------------------ progress
+
+def as_terminal(monkeypatch):
+    """Make stderr look like a terminal (in the test body: capsys swaps the stream in
+    after the fixtures are set up)."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+
+
+@pytest.mark.parametrize("tqdm", [True, False], ids=["tqdm", "lines"])
+def test_progress_on_a_terminal_goes_to_stderr_only(capsys, monkeypatch, tqdm):
+    as_terminal(monkeypatch)
+    if tqdm:
+        pytest.importorskip("tqdm")
+    else:
+        monkeypatch.setitem(sys.modules, "tqdm", None)
+        monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    code, out, err = run(capsys, "select", "--target", "target", "--json")
+    assert code == 0
+    result = json.loads(out)  # stdout is the JSON document alone
+    assert ("FOCI step 1" if tqdm else "[foci] step 1") in err
+    code, quiet, quiet_err = run(capsys, "select", "--target", "target", "--json",
+                                 "--no-progress")
+    assert code == 0 and json.loads(quiet) == result and quiet_err == ""
+
+
+def test_blanket_progress_and_no_progress(capsys, monkeypatch, chain_csv):
+    as_terminal(monkeypatch)
+    code, out, err = run(capsys, "blanket", str(chain_csv), "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert "blanket" in err.lower()
+    code, quiet, quiet_err = run(capsys, "blanket", str(chain_csv), "--json",
+                                 "--no-progress")
+    assert code == 0 and json.loads(quiet) == result and quiet_err == ""
+
+
+def test_no_progress_in_help(capsys):
+    for command in ("select", "blanket"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "--no-progress" in capsys.readouterr().out

@@ -14,6 +14,7 @@ Everything is seeded: the hypothesis tests run derandomized, without a database.
 """
 
 import json
+import logging
 import subprocess
 import sys
 import warnings
@@ -684,13 +685,84 @@ def test_dataframe_input_gives_names():
 def test_verbose_prints_one_line_per_step(capsys):
     X, y = _signal_data(7, n=150, p=5)
     foci(X, y, random_state=0, verbose=0)
-    assert capsys.readouterr().out == ""
-    result = foci(X, y, stop=False, max_features=3, random_state=0, verbose=1)
-    lines = capsys.readouterr().out.strip().splitlines()
+    assert capsys.readouterr() == ("", "")
+    # verbose=2: lines even with tqdm installed, on stderr (stdout stays clean)
+    result = foci(X, y, stop=False, max_features=3, random_state=0, verbose=2)
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
     assert len(lines) == 3
     for step, (line, j) in enumerate(zip(lines, result.selected), start=1):
         assert f"step {step}" in line
         assert f"feature {j}" in line
+
+
+def _without_tqdm(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+
+
+def test_verbose_without_tqdm_prints_lines_and_says_when_it_stops(capsys, monkeypatch):
+    _without_tqdm(monkeypatch)
+    X, y = _signal_data(7, n=150, p=5)
+    result = lfoci(X, y, random_state=0, verbose=1)
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == len(result.selected) + 1
+    assert all(line.startswith("[l-foci] step") for line in lines)
+    assert "no feature adds dependence" in lines[-1]
+
+
+def test_verbose_with_tqdm_draws_a_bar_on_stderr(capsys):
+    pytest.importorskip("tqdm")
+    X, y = _signal_data(7, n=150, p=5)
+    result = foci(X, y, random_state=0, verbose=1)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"FOCI step {len(result.selected) + 1}" in err
+    assert "candidate" in err and "[foci]" not in err
+
+
+def test_verbose_lines_go_to_the_chatterjee_logger_when_configured(capsys, caplog,
+                                                                    monkeypatch):
+    _without_tqdm(monkeypatch)
+    caplog.set_level(logging.INFO, logger="chatterjee")
+    X, y = _signal_data(7, n=150, p=5)
+    result = foci(X, y, stop=False, max_features=2, random_state=0, verbose=1)
+    records = [r for r in caplog.records if r.name == "chatterjee"]
+    assert [r.levelno for r in records] == [logging.INFO] * 2
+    assert f"feature {result.selected[0]}" in records[0].getMessage()
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("select", [foci, lfoci])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_progress_changes_no_result(select, n_jobs, monkeypatch, capsys):
+    X, y = _signal_data(8, n=200, p=40)
+    reference = select(X, y, random_state=0, n_jobs=1)
+    for verbose in (1, 2):
+        assert_same_result(select(X, y, random_state=0, n_jobs=n_jobs, verbose=verbose),
+                           reference)
+    _without_tqdm(monkeypatch)
+    assert_same_result(select(X, y, random_state=0, n_jobs=n_jobs, verbose=1), reference)
+    ranked = select(X, y, stop=False, max_features=4, random_state=1, n_jobs=n_jobs)
+    assert_same_result(select(X, y, stop=False, max_features=4, random_state=1,
+                              n_jobs=n_jobs, verbose=2), ranked)
+
+
+def test_quiet_selection_does_not_import_tqdm():
+    script = (
+        "import sys, numpy as np\n"
+        "from chatterjee import foci, markov_blanket\n"
+        "X = np.random.default_rng(0).normal(size=(60, 3))\n"
+        "foci(X, X[:, 0] + X[:, 1], random_state=0)\n"
+        "markov_blanket(X, X[:, 0], random_state=0)\n"
+        "assert 'tqdm' not in sys.modules\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                               text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
 
 
 # --------------------------------------------------------------------------------------
