@@ -136,7 +136,8 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
         In the block's dtype.
     info : dict
         ``damping`` (final mu), ``solver`` ("cholesky" or "cg"), ``curvature_min`` (the
-        smallest eigenvalue for dense blocks), ``accepted`` (bool),
+        smallest eigenvalue of a dense block that is not positive definite, else
+        None), ``accepted`` (bool),
         ``objective_before`` and ``objective_after``.
     """
     g = gradient.double()
@@ -148,11 +149,14 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
                                          "accepted": False, "objective_after": before}
     if theta.numel() <= max_dense:
         H = objective.hessian(theta, kind=kind)
-        eigenvalues = torch.linalg.eigvalsh(H)
-        lam_min, lam_max = float(eigenvalues[0]), float(eigenvalues[-1].abs())
-        info["curvature_min"] = lam_min
-        floor = max(lam_max, 1e-12) * 1e-10
-        mu = 0.0 if lam_min > floor else floor - lam_min + max(abs(lam_min), floor) * 1e-3
+        lam_max = float(H.diagonal().abs().max())
+        mu = 0.0
+        if torch.linalg.cholesky_ex(H).info != 0:          # indefinite: shift past lambda_min
+            eigenvalues = torch.linalg.eigvalsh(H)
+            lam_min, lam_max = float(eigenvalues[0]), float(eigenvalues[-1].abs())
+            info["curvature_min"] = lam_min
+            floor = max(lam_max, 1e-12) * 1e-10
+            mu = floor - lam_min + max(abs(lam_min), floor) * 1e-3
         eye = torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
         info["solver"] = "cholesky"
 

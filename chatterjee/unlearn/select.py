@@ -12,8 +12,7 @@ __all__ = ["SELECTIONS", "cap_slices", "lfoci_slices", "rank_by_gradient"]
 SELECTIONS = ("lfoci", "gradient", "random", "full")
 
 
-def lfoci_slices(activations, losses, column_slices, *, exclude=(), max_slices=None,
-                 random_state=None):
+def lfoci_slices(activations, losses, column_slices, *, max_slices=None, random_state=None):
     """The slices whose activations L-FOCI selects for the loss, in selection order.
 
     A slice with several activation columns (a module called more than once) is one
@@ -26,8 +25,6 @@ def lfoci_slices(activations, losses, column_slices, *, exclude=(), max_slices=N
     losses : ndarray of shape (n_copies,)
     column_slices : list of Slice
         The slice of each column.
-    exclude : collection of Slice
-        Slices not to consider.
     max_slices : int, optional
         Cap on the number selected.
     random_state : numpy.random.Generator
@@ -36,24 +33,21 @@ def lfoci_slices(activations, losses, column_slices, *, exclude=(), max_slices=N
     -------
     list of Slice
     """
-    keep = [i for i, s in enumerate(column_slices) if s not in exclude]
-    if not keep:
-        return []
-    candidates = sorted({column_slices[i] for i in keep})
+    candidates = sorted(set(column_slices))
     group_of = {s: g for g, s in enumerate(candidates)}
-    groups = np.array([group_of[column_slices[i]] for i in keep])
-    X = np.asarray(activations, dtype=np.float64)[:, keep]
+    grouped = len(candidates) < len(column_slices)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant units and a flat loss are expected
-        result = lfoci(X, np.asarray(losses, dtype=np.float64),
-                       groups=None if len(candidates) == len(keep) else groups,
+        result = lfoci(np.asarray(activations, dtype=np.float64),
+                       np.asarray(losses, dtype=np.float64),
+                       groups=[group_of[s] for s in column_slices] if grouped else None,
                        max_features=max_slices, random_state=random_state)
-    if len(candidates) == len(keep):
-        return [candidates[group_of[column_slices[keep[j]]]] for j in result.selected]
-    return [candidates[g] for g in result.selected]
+    if grouped:
+        return [candidates[g] for g in result.selected]
+    return [column_slices[j] for j in result.selected]
 
 
-def rank_by_gradient(slice_map, gradients, *, exclude=()):
+def rank_by_gradient(slice_map, gradients):
     """Slices in decreasing order of the norm of a gradient restricted to them.
 
     Parameters
@@ -61,7 +55,6 @@ def rank_by_gradient(slice_map, gradients, *, exclude=()):
     slice_map : SliceMap
     gradients : dict of str to Tensor
         A gradient for each parameter name (missing names count as zero).
-    exclude : collection of Slice
 
     Returns
     -------
@@ -76,7 +69,7 @@ def rank_by_gradient(slice_map, gradients, *, exclude=()):
                 total += float((gradients[name][s.unit].double() ** 2).sum())
         norms.append(total)
     order = np.argsort(-np.asarray(norms), kind="stable")
-    return [slice_map.slices[i] for i in order if slice_map.slices[i] not in exclude]
+    return [slice_map.slices[i] for i in order]
 
 
 def cap_slices(ranked, slice_map, *, max_slices=None, max_parameters=None):

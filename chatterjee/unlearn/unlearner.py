@@ -112,9 +112,11 @@ class Unlearner:
         Average the curvature over this many retained samples drawn at random (all
         retained samples by default). Gradients always use all retained samples.
     max_passes : int, default=1
-        Select-and-update passes per removal. Each later pass chooses among slices
-        not yet updated by this removal (all of them again once every slice has been
-        updated), until the retained gradient norm is at most ``tol``.
+        Select-and-update passes per removal. The first pass uses the ``selection``
+        rule; each later pass updates the slices where the retained objective's
+        gradient is largest (the Gauss-Southwell rule of block coordinate descent,
+        under the same caps), until the retained gradient norm is at most ``tol``.
+        With ``"full"`` or an explicit list, every pass updates the same block.
     tol : float, default=1e-10
         Stop the passes once the retained gradient norm is at most this.
     noise : None, float or "sekhari", default=None
@@ -301,8 +303,7 @@ class Unlearner:
             if report.retained_gradient_norm_after <= self.tol:
                 break
             tick = time.perf_counter()
-            exclude = set(updated) if len(updated) < len(self.slice_map) else set()
-            slices = self._select(indices, removed, gradient, exclude)
+            slices = self._select(removed, gradient, first_pass=not report.passes)
             timings["selection"] += time.perf_counter() - tick
             tick = time.perf_counter()
             objective = self._objective(retained, slices)
@@ -337,16 +338,18 @@ class Unlearner:
         report.timings = timings
         return report
 
-    def _select(self, indices, removed, retained_gradient, exclude):
+    def _select(self, removed, retained_gradient, *, first_pass):
         if not isinstance(self.selection, str):
             return self.selection
         if self.selection == "full":
             return list(self.slice_map.slices)
         caps = {"max_slices": self.max_slices, "max_parameters": self.max_parameters}
+        if not first_pass:          # Gauss-Southwell: where the retained gradient is largest
+            ranked = rank_by_gradient(self.slice_map, retained_gradient)
+            return cap_slices(ranked, self.slice_map, **caps)
         if self.selection == "random":
             order = self._rng.permutation(len(self.slice_map))
-            ranked = [self.slice_map.slices[i] for i in order
-                      if self.slice_map.slices[i] not in exclude]
+            ranked = [self.slice_map.slices[i] for i in order]
             return cap_slices(ranked, self.slice_map, **caps)
         if self.selection == "lfoci":
             inputs, targets = self.data.get(removed)
@@ -356,7 +359,7 @@ class Unlearner:
                 self._perturb, self.n_perturbations, generator,
                 position_mask=self.position_mask, batch_size=self.data.batch_size)
             ranked = lfoci_slices(activations.double().cpu().numpy(),
-                                  losses.double().cpu().numpy(), columns, exclude=exclude,
+                                  losses.double().cpu().numpy(), columns,
                                   random_state=self._rng)
             chosen = cap_slices(ranked, self.slice_map, **caps)
             if chosen:
@@ -364,8 +367,7 @@ class Unlearner:
             warnings.warn("L-FOCI found no slice the removed samples' loss depends on "
                           "under the perturbations; falling back to the gradient rule",
                           RuntimeWarning, stacklevel=4)
-        ranked = rank_by_gradient(self.slice_map, self._removed_gradient(removed),
-                                  exclude=exclude)
+        ranked = rank_by_gradient(self.slice_map, self._removed_gradient(removed))
         return cap_slices(ranked, self.slice_map, **caps)
 
     # ----------------------------------------------------------------------------------
