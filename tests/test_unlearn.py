@@ -382,6 +382,14 @@ def test_token_model_with_replacement_perturbations_and_padding_mask():
     torch.manual_seed(0)
     model = TinyTransformer()
     perturb = token_replacement(20, rate=0.3, protected=[0])
+    from chatterjee.unlearn.slices import record_activations
+    model.eval()
+    with torch.no_grad():         # as in the perturbation table (no attention fast path)
+        values, columns, _ = record_activations(model, SliceMap(model).layers, tokens[:5],
+                                                position_mask=tokens[:5] != 0)
+    assert {c.module for c in columns} == {"encoder.self_attn.out_proj", "encoder.linear1",
+                                           "encoder.linear2", "head"}
+    assert values.shape == (5, 8 + 16 + 8 + 2)
     copies = perturb(tokens[:2], 50, torch.Generator().manual_seed(1))
     assert copies.shape == (50, 2, 6) and bool((copies[:, 0, 4:] == 0).all())
     with pytest.raises(ValueError, match="token_replacement"):
@@ -391,7 +399,7 @@ def test_token_model_with_replacement_perturbations_and_padding_mask():
                   max_parameters=200, random_state=0)
     report = u.forget(3)
     assert report.slices and {s.module for s in report.slices} <= {
-        "encoder.linear1", "encoder.linear2", "head"}
+        "encoder.self_attn.out_proj", "encoder.linear1", "encoder.linear2", "head"}
     assert report.n_parameters <= 200
     assert report.passes[0]["accepted"]
     assert report.passes[0]["objective_after"] < report.passes[0]["objective_before"]

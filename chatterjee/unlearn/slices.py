@@ -37,6 +37,14 @@ class _Layer:
     bias: str | None
     n_units: int
     unit_size: int
+    hooked: nn.Module        # the module whose forward hook sees this layer's output
+
+
+def _attention_projections(model):
+    """``nn.MultiheadAttention`` applies its ``out_proj`` without calling it: map each
+    such projection to the attention module, whose first output is the projection's."""
+    return {id(module.out_proj): module for module in model.modules()
+            if isinstance(module, nn.MultiheadAttention)}
 
 
 class SliceMap:
@@ -46,8 +54,9 @@ class SliceMap:
     ----------
     model : torch.nn.Module
         Its :class:`~torch.nn.Linear` and ``Conv1d/2d/3d`` layers with trainable
-        weights are sliced; every other parameter (BatchNorm, embeddings, layer norms)
-        is never selected or updated.
+        weights are sliced (the output projection of :class:`~torch.nn.MultiheadAttention`
+        included); every other parameter (BatchNorm, embeddings, layer norms, the packed
+        query/key/value projection of attention) is never selected or updated.
 
     Raises
     ------
@@ -57,6 +66,7 @@ class SliceMap:
 
     def __init__(self, model):
         names = {id(param): name for name, param in model.named_parameters()}
+        attention = _attention_projections(model)
         layers = []
         for name, module in model.named_modules():
             if not isinstance(module, HOOKABLE) or not module.weight.requires_grad:
@@ -66,7 +76,8 @@ class SliceMap:
                 name=name, module=module, weight=names[id(module.weight)],
                 bias=names[id(bias)] if bias is not None and bias.requires_grad else None,
                 n_units=module.weight.shape[0],
-                unit_size=module.weight[0].numel() + (bias is not None and bias.requires_grad)))
+                unit_size=module.weight[0].numel() + (bias is not None and bias.requires_grad),
+                hooked=attention.get(id(module), module)))
         if not layers:
             raise ValueError(
                 "the model has no trainable nn.Linear or nn.Conv1d/2d/3d layer: there are "
@@ -181,9 +192,13 @@ def record_activations(model, layers, inputs, *, position_mask=None):
     """
     recorded = []
 
-    def hook_for(name, layer_type):
+    def hook_for(layer):
         def hook(module, args, output):
-            if isinstance(layer_type, nn.Linear):
+            if layer.hooked is not layer.module:              # attention: (output, weights)
+                output = output[0]
+                if not layer.hooked.batch_first and output.ndim == 3:
+                    output = output.transpose(0, 1)
+            if isinstance(layer.module, nn.Linear):
                 values = output.reshape(output.shape[0], -1, output.shape[-1])
                 if position_mask is not None and values.shape[1] == position_mask.shape[1]:
                     weights = position_mask.to(values.dtype).unsqueeze(-1)
@@ -192,11 +207,11 @@ def record_activations(model, layers, inputs, *, position_mask=None):
                     values = values.mean(1)
             else:
                 values = output.reshape(output.shape[0], output.shape[1], -1).mean(-1)
-            recorded.append((name, values.detach()))
+            recorded.append((layer.name, values.detach()))
         return hook
 
-    handles = [layer.module.register_forward_hook(hook_for(name, layer.module))
-               for name, layer in layers.items()]
+    handles = [layer.hooked.register_forward_hook(hook_for(layer))
+               for layer in layers.values()]
     try:
         outputs = model(inputs)
     finally:
