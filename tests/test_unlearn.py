@@ -489,3 +489,16 @@ def test_noise_options():
     difference = flat(noisy) - flat(quiet)
     assert report.noise_std == 0.01
     assert 0.5 < float(difference.std()) / 0.01 < 1.5
+
+
+def test_full_newton_baseline_leaves_the_input_alone():
+    from chatterjee.unlearn.baselines import full_newton
+    model, X, y = logistic_problem(n=80)
+    before = flat(model).clone()
+    direct = clone(model)
+    Unlearner(direct, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, selection="full",
+              random_state=0).forget([4, 6])
+    result = full_newton(model, nn.CrossEntropyLoss(), (X, y), [4, 6], weight_decay=WD,
+                         random_state=0)
+    assert torch.equal(flat(model), before)
+    assert torch.equal(flat(result), flat(direct))

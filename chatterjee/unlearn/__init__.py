@@ -9,11 +9,23 @@ Needs torch (``pip install chatterjee[torch]``); ``import chatterjee`` does not 
 this subpackage.
 """
 
+from . import baselines, metrics
 from .noise import RemovalBudget, guo_constant, guo_removal_budget, sekhari_noise_std
 from .perturb import gaussian_perturbation, token_replacement
 from .slices import Slice, SliceMap
 from .unlearner import ForgetReport, Unlearner
 
-__all__ = ["ForgetReport", "RemovalBudget", "Slice", "SliceMap", "Unlearner",
-           "gaussian_perturbation", "guo_constant", "guo_removal_budget",
-           "sekhari_noise_std", "token_replacement"]
+__all__ = [
+           "ForgetReport",
+           "RemovalBudget",
+           "Slice",
+           "SliceMap",
+           "Unlearner",
+           "baselines",
+           "gaussian_perturbation",
+           "guo_constant",
+           "guo_removal_budget",
+           "metrics",
+           "sekhari_noise_std",
+           "token_replacement",
+]

@@ -24,7 +24,7 @@ import torch
 from .._validation import check_random_state
 from ._data import TrainingData
 
-__all__ = ["fine_tune", "neg_grad", "retrain", "train"]
+__all__ = ["fine_tune", "full_newton", "neg_grad", "retrain", "train"]
 
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 
@@ -449,3 +449,33 @@ def neg_grad(model, loss_fn, train_data, removed, *, epochs=5, lr=1e-4, retain_w
             optim.step()
     model.train(was_training)
     return model
+
+
+def full_newton(model, loss_fn, train_data, removed, *, weight_decay=0.0, **options):
+    """One Newton step on every sliced parameter (influence-function removal).
+
+    The :class:`~chatterjee.unlearn.Unlearner` with ``selection="full"``: for a
+    strongly convex objective this is Guo et al.'s removal update, exact for least
+    squares. Returns a new model; the input is not modified.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    loss_fn : callable
+    train_data : (Tensor, Tensor), Dataset or DataLoader
+    removed : int or sequence of int
+    weight_decay : float, default=0.0
+    **options
+        Passed to :class:`~chatterjee.unlearn.Unlearner` (``curvature``,
+        ``curvature_samples``, ``max_dense``, ``random_state``, ...).
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    from .unlearner import Unlearner
+
+    unlearned = copy.deepcopy(model)
+    Unlearner(unlearned, loss_fn, train_data, weight_decay=weight_decay, selection="full",
+              **options).forget(removed)
+    return unlearned
