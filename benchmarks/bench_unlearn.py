@@ -624,12 +624,12 @@ def main(argv=None):
     parser.add_argument("--architectures", nargs="*", default=[], choices=["mlp", "cnn"])
     parser.add_argument("--curvature", default="gauss_newton",
                         choices=["exact", "gauss_newton"], help="deep: curvature")
-    parser.add_argument("--curvature-samples", type=int, default=256)
+    parser.add_argument("--curvature-samples", type=int, default=512)
     parser.add_argument("--max-parameters", type=float, default=0.3,
                         help="deep: parameters per pass, fraction of the sliced ones")
     parser.add_argument("--passes-sequential", type=int, default=1,
                         help="deep: max_passes of each sequential forget() call")
-    parser.add_argument("--class-passes", type=int, default=3,
+    parser.add_argument("--class-passes", type=int, default=5,
                         help="deep: max_passes of the class removal")
     parser.add_argument("--grid-passes", type=int, nargs="*", default=[1, 2, 3, 5],
                         help="tune: max_passes values for the class removal")
@@ -639,8 +639,8 @@ def main(argv=None):
                         help="deep: evaluate on a held-out fifth of the training split "
                              "instead of the test set (for choosing options)")
     parser.add_argument("--perturbations", type=int, default=128)
-    parser.add_argument("--max-dense", type=int, default=1024,
-                        help="deep, full rule: larger blocks are solved by CG")
+    parser.add_argument("--max-dense", type=int, default=4096,
+                        help="deep: blocks up to this size are solved densely, larger by CG")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: timings of a shared machine)")
     args = parser.parse_args(argv)
