@@ -6,8 +6,10 @@ seeds of ``make_bullseye(n_samples=5000, dim=3)``; the true blanket of y is
 
 * raw grouped features: each variable is its 3-D block of coordinates, a point on a
   sphere whose radius is the variable and whose direction is pure noise;
-* block norms: each variable reduced to the norm of its block (its radius), which
-  a user who knows the data's geometry would do;
+* ``group_features="norm"``: each group reduced to the norm of its standardized
+  block, the documented opt-in for rotation-invariant groups (a user who knows the
+  direction is noise); ``group_features="auto"``: a group is reduced only when its
+  norm is more dependent on y than the block;
 * single raw coordinates (no groups), what a selector that ignores groups sees.
 
 Each view runs exact (FOCI) and randomized (L-FOCI) blanket search with backward
@@ -25,11 +27,11 @@ from chatterjee.datasets import make_bullseye
 
 
 def views(data):
-    norms = np.linalg.norm(data.X.reshape(data.X.shape[0], 6, -1), axis=2)
     return {
-        "raw grouped (3-D blocks)": (data.X, data.groups),
-        "block norms (1-D)": (norms, None),
-        "raw coordinates, no groups": (data.X, None),
+        "raw grouped (3-D blocks)": (data.X, data.groups, None),
+        'raw grouped, group_features="norm"': (data.X, data.groups, "norm"),
+        'raw grouped, group_features="auto"': (data.X, data.groups, "auto"),
+        "raw coordinates, no groups": (data.X, None, None),
     }
 
 
@@ -41,11 +43,12 @@ def main():
     rows = {}
     for seed in range(args.seeds):
         data = make_bullseye(n_samples=5000, random_state=seed)
-        for name, (X, groups) in views(data).items():
+        for name, (X, groups, reduce) in views(data).items():
             for randomized in (False, True):
+                options = {} if reduce is None else {"group_features": reduce}
                 start = time.perf_counter()
                 result = markov_blanket(X, data.y, groups=groups, randomized=randomized,
-                                        random_state=seed)
+                                        random_state=seed, **options)
                 elapsed = time.perf_counter() - start
                 found = set(result.blanket.tolist())
                 if groups is None and X.shape[1] == 18:  # coordinates -> variables
