@@ -9,7 +9,7 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._validation import BACKENDS, check_backend
+from ._validation import BACKENDS, _library, check_backend
 from .foci import foci, lfoci
 
 __all__ = ["FOCISelector", "LFOCISelector"]
@@ -74,7 +74,7 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
     def _on_device(self, X):
         """True when X is a tensor that the chosen backend keeps in its own library."""
         library = check_backend(self.backend, X)
-        return library != "numpy" and check_backend("auto", X) == library
+        return library != "numpy" and _library(X) == library
 
     def transform(self, X):
         """Keep the selected features of X.

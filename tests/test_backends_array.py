@@ -13,14 +13,15 @@ from scipy.spatial.distance import cdist
 
 from chatterjee import (
     CodecResult,
-    FOCISelector,
     FociResult,
+    FOCISelector,
     LFOCISelector,
     codec,
     foci,
     lcodec,
     lfoci,
 )
+from chatterjee._validation import check_backend
 from chatterjee.backends import array as device_search
 from chatterjee.backends import nearest_neighbors, set_memory_limit
 
@@ -141,7 +142,7 @@ def test_codec_on_torch_equals_numpy(conditional):
     y, z, x = _codec_data()
     x = x if conditional else None
     expected = codec(y, z, x, random_state=0)
-    result = codec(*as_torch(y, z, x), random_state=0)
+    result = codec(*as_torch(y, z, x), backend="torch", random_state=0)
     assert isinstance(result, CodecResult)
     assert isinstance(result.statistic, float)
     assert result.statistic == pytest.approx(expected.statistic, abs=1e-12)
@@ -151,7 +152,7 @@ def test_codec_on_torch_equals_numpy(conditional):
 def test_codec_multidimensional_z_and_permutation_pvalue():
     y, _, x = _codec_data()
     expected = codec(y, x, method="permutation", random_state=1)
-    result = codec(*as_torch(y, x), method="permutation", random_state=1)
+    result = codec(*as_torch(y, x), backend="torch", method="permutation", random_state=1)
     assert result.statistic == pytest.approx(expected.statistic, abs=1e-12)
     assert result.pvalue == expected.pvalue
 
@@ -162,7 +163,7 @@ def test_codec_tied_data_agree_in_distribution():
     y = z.sum(axis=1) + rng.integers(0, 2, size=300)
     z[:, 1] += rng.integers(0, 2, size=300) * 0.5
     on_numpy = [codec(y, z, random_state=s).statistic for s in range(30)]
-    on_torch = [codec(*as_torch(y, z), random_state=s).statistic for s in range(30)]
+    on_torch = [codec(*as_torch(y, z), backend="torch", random_state=s).statistic for s in range(30)]
     assert stats.mannwhitneyu(on_numpy, on_torch).pvalue > 1e-3
 
 
@@ -170,7 +171,7 @@ def test_float32_tensors_are_computed_in_float64():
     y, z, x = _codec_data()
     y32, z32, x32 = (v.astype(np.float32) for v in (y, z, x))
     expected = codec(y32, z32, x32, random_state=0).statistic
-    assert codec(*as_torch(y32, z32, x32), random_state=0).statistic == pytest.approx(
+    assert codec(*as_torch(y32, z32, x32), backend="torch", random_state=0).statistic == pytest.approx(
         expected, abs=1e-12)
 
 
@@ -178,10 +179,10 @@ def test_nan_policy_with_tensors():
     y, z, x = _codec_data()
     y = y.copy()
     y[[3, 50]] = np.nan
-    assert np.isnan(codec(*as_torch(y, z, x)).statistic)
+    assert np.isnan(codec(*as_torch(y, z, x), backend="torch").statistic)
     with pytest.raises(ValueError, match="`y` contains NaN"):
-        codec(*as_torch(y, z, x), nan_policy="raise")
-    omitted = codec(*as_torch(y, z, x), nan_policy="omit", random_state=0)
+        codec(*as_torch(y, z, x), backend="torch", nan_policy="raise")
+    omitted = codec(*as_torch(y, z, x), backend="torch", nan_policy="omit", random_state=0)
     assert omitted.n_samples == 398
     assert omitted.statistic == pytest.approx(
         codec(y, z, x, nan_policy="omit", random_state=0).statistic, abs=1e-12)
@@ -192,7 +193,7 @@ def test_lcodec_on_torch_equals_numpy():
     z = rng.integers(0, 5, size=(300, 2))
     y = z[:, 0] + rng.integers(0, 3, size=300)
     expected = lcodec(y, z[:, 1], z[:, 0], n_repeats=3, random_state=0)
-    result = lcodec(*as_torch(y, z[:, 1], z[:, 0]), n_repeats=3, random_state=0)
+    result = lcodec(*as_torch(y, z[:, 1], z[:, 0]), backend="torch", n_repeats=3, random_state=0)
     np.testing.assert_allclose(result.statistics, expected.statistics, atol=1e-12)
 
 
@@ -204,6 +205,24 @@ def test_backend_argument():
     assert codec(*as_torch(y, z, x), backend="numpy", random_state=0).statistic == expected
     with pytest.raises(ValueError, match="`backend` must be one of"):
         codec(y, z, backend="jax")
+
+
+def test_auto_reads_cpu_tensors_with_numpy(monkeypatch):
+    """CPU tensors take the (faster) NumPy search under 'auto'; the device search is
+    never entered."""
+    y, z, x = _codec_data()
+    expected = codec(y, z, x, random_state=0).statistic
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the device search was used for CPU tensors")
+    monkeypatch.setattr(device_search, "nearest_neighbors", refuse)
+    monkeypatch.setattr(device_search, "ListedBaseSearch", refuse)
+    assert check_backend("auto", *as_torch(y, z, x)) == "numpy"
+    assert codec(*as_torch(y, z, x), random_state=0).statistic == expected
+    X, target = _foci_data(n=300, p=5)
+    reduced = LFOCISelector(random_state=0).fit(*as_torch(X, target)).transform(
+        torch.asarray(X))
+    assert isinstance(reduced, np.ndarray)
 
 
 def test_complex_tensor_is_rejected():
@@ -224,7 +243,7 @@ def _foci_data(n=400, p=8, seed=0):
 def test_foci_on_torch_makes_the_same_selection(select, small_blocks):
     X, y = _foci_data()
     expected = select(X, y, random_state=0, stop=False, max_features=5)
-    result = select(*as_torch(X, y), random_state=0, stop=False, max_features=5)
+    result = select(*as_torch(X, y), backend="torch", random_state=0, stop=False, max_features=5)
     assert isinstance(result, FociResult)
     np.testing.assert_array_equal(result.selected, expected.selected)
     np.testing.assert_allclose(result.scores, expected.scores, atol=1e-12)
@@ -236,7 +255,7 @@ def test_foci_with_groups_and_ties_on_torch():
     X = rng.integers(0, 3, size=(300, 6))
     y = X[:, 2] + 2 * X[:, 5] + rng.integers(0, 2, size=300)
     groups = [0, 0, 1, 1, 2, 2]
-    result = foci(*as_torch(X, y), groups=groups, random_state=0)
+    result = foci(*as_torch(X, y), backend="torch", groups=groups, random_state=0)
     assert result.selected[0] == 2 and set(result.selected) <= {0, 1, 2}
 
 
@@ -244,7 +263,7 @@ def test_foci_with_groups_and_ties_on_torch():
 def test_selectors_take_tensors(Selector):
     X, y = _foci_data(n=300, p=5)
     expected = Selector(random_state=0).fit(X, y)
-    selector = Selector(random_state=0).fit(*as_torch(X, y))
+    selector = Selector(random_state=0, backend="torch").fit(*as_torch(X, y))
     np.testing.assert_array_equal(selector.support_, expected.support_)
     assert selector.n_features_in_ == 5
     reduced = selector.transform(torch.asarray(X))
