@@ -251,6 +251,7 @@ def test_n_is_decremented_and_bad_indices_refused():
     ({"noise": "laplace"}, "noise must be"),
     ({"noise": "sekhari", "delta": 1.0}, "delta"),
     ({"curvature": "fisher"}, "curvature"),
+    ({"objective": "exact"}, "objective must be"),
 ])
 def test_bad_options(kwargs, match):
     model, X, y = logistic_problem(n=30)
@@ -502,3 +503,39 @@ def test_full_newton_baseline_leaves_the_input_alone():
                          random_state=0)
     assert torch.equal(flat(model), before)
     assert torch.equal(flat(result), flat(direct))
+
+
+def test_influence_objective_is_the_influence_update_off_the_optimum():
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(5)
+    X = torch.randn(120, 5, generator=gen, dtype=torch.float64)
+    y = (X[:, 0] + 0.3 * torch.randn(120, generator=gen, dtype=torch.float64) > 0).long()
+    model = nn.Linear(5, 2).double()
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    for _ in range(20):                       # stopped well before the optimum
+        opt.zero_grad()
+        nn.CrossEntropyLoss()(model(X), y).backward()
+        opt.step()
+    removed = [7, 30]
+    keep = torch.tensor([i for i in range(120) if i not in removed])
+    w = flat(model)
+
+    def retained_objective(theta):
+        W, b = theta[:10].reshape(2, 5), theta[10:]
+        return nn.CrossEntropyLoss()(X[keep] @ W.T + b, y[keep]) + WD / 2 * (theta ** 2).sum()
+
+    def removed_sum(theta):
+        W, b = theta[:10].reshape(2, 5), theta[10:]
+        losses = nn.CrossEntropyLoss(reduction="sum")(X[removed] @ W.T + b, y[removed])
+        return losses + len(removed) * WD / 2 * (theta ** 2).sum()
+    H = torch.autograd.functional.hessian(retained_objective, w)
+    g = torch.autograd.functional.jacobian(removed_sum, w)
+    expected = w + torch.linalg.solve(H, g) / (120 - len(removed))
+    influence, retained = clone(model), clone(model)
+    report = Unlearner(influence, nn.CrossEntropyLoss(), (X, y), weight_decay=WD,
+                       selection="full", objective="influence", random_state=0).forget(removed)
+    assert report.passes[0]["damping"] == 0.0
+    assert torch.allclose(flat(influence), expected, atol=1e-10)
+    Unlearner(retained, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, selection="full",
+              random_state=0).forget(removed)
+    assert not torch.allclose(flat(retained), expected, atol=1e-4)   # it trains further

@@ -31,10 +31,15 @@ class BlockObjective:
     curvature_samples : LongTensor, optional
         Indices (a subset of ``retained``) over which curvature is averaged; all
         retained samples by default.
+    offset : Tensor, optional
+        A fixed block vector c: the objective becomes ``F_r(w) - c . w_block`` (its
+        gradient ``grad F_r - c``). With c the full training gradient at the original
+        weights, the minimizer removes the samples' influence without training the
+        model further.
     """
 
     def __init__(self, model, loss_fn, data, retained, weight_decay, block, *,
-                 curvature_samples=None):
+                 curvature_samples=None, offset=None):
         self.model, self.loss_fn, self.data = model, loss_fn, data
         self.retained = retained
         self.curvature_samples = retained if curvature_samples is None else curvature_samples
@@ -45,6 +50,7 @@ class BlockObjective:
         self.theta = block.gather(self.params)
         rest = sum(float((p ** 2).sum()) for p in self.params.values())
         self._norm_rest = rest - float((self.theta ** 2).sum())
+        self.offset = torch.zeros_like(self.theta) if offset is None else offset.to(self.theta)
 
     def _batch_loss(self, theta, inputs, targets):
         params = self.block.scatter(self.params, theta)
@@ -62,14 +68,15 @@ class BlockObjective:
             loss = sum(float(self._batch_loss(theta, x, t)) * w
                        for x, t, w in self._sweep(self.retained))
         penalty = self._norm_rest + float((theta.double() ** 2).sum())
-        return loss + 0.5 * self.weight_decay * penalty
+        shift = float(self.offset.double() @ theta.double())
+        return loss + 0.5 * self.weight_decay * penalty - shift
 
     def gradient(self, theta):
         """The gradient of F_r with respect to the block at ``theta``."""
         total = torch.zeros_like(theta)
         for x, t, w in self._sweep(self.retained):
             total += w * grad(self._batch_loss)(theta, x, t)
-        return total + self.weight_decay * theta
+        return total + self.weight_decay * theta - self.offset
 
     def removed_loss(self, theta, indices):
         """Mean loss of the samples at ``indices`` (the ones being removed)."""

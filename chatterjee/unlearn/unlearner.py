@@ -34,7 +34,9 @@ class ForgetReport:
     passes : list of dict
         Per pass: ``slices``, ``n_parameters``, ``solver``, ``damping``,
         ``curvature_min``, ``accepted``, ``objective_before``, ``objective_after``
-        (the retained objective) and ``retained_gradient_norm`` (after the pass).
+        (the objective the step solves), ``retained_gradient_norm`` and
+        ``target_gradient_norm`` (the norm of that objective's gradient; the same for
+        ``objective="retained"``), after the pass.
     removed_loss_before, removed_loss_after : float
         Mean loss of the removed samples.
     retained_gradient_norm_before, retained_gradient_norm_after : float
@@ -106,6 +108,17 @@ class Unlearner:
         Cap on the parameters one pass updates: a count, or a fraction in (0, 1] of
         all sliced parameters. Slices are taken in the rule's order; one that would
         break the cap is skipped, but the first is always taken.
+    objective : {"retained", "influence"}, default="retained"
+        What the Newton steps solve. ``"retained"``: the optimum of the retained
+        objective, ``grad F_retained(w) = 0``. ``"influence"``: remove the samples'
+        influence only, ``(n - k) grad F_retained(w) = n grad F(w_0)`` with ``w_0``
+        the weights before the removal and F the objective over the n samples not
+        yet removed: the training residual of the sum-form objective is kept. The
+        two agree for a model trained to an optimum (``grad F(w_0) = 0``); for a model
+        stopped before its optimum (deep networks trained by SGD), ``"retained"`` also
+        trains it further on the retained data, while the first step of
+        ``"influence"`` is exactly the influence-function update
+        ``w + (1/(n-k)) H^-1 sum_j (grad loss_j(w) + weight_decay w)``.
     curvature : {"exact", "gauss_newton"}, default="exact"
         The block Hessian, or the generalized Gauss-Newton matrix.
     curvature_samples : int, optional
@@ -118,7 +131,8 @@ class Unlearner:
         under the same caps), until the retained gradient norm is at most ``tol``.
         With ``"full"`` or an explicit list, every pass updates the same block.
     tol : float, default=1e-10
-        Stop the passes once the retained gradient norm is at most this.
+        Stop the passes once the gradient norm of the objective solved is at most
+        this.
     noise : None, float or "sekhari", default=None
         Gaussian noise added to the updated parameters after the passes: a standard
         deviation, or Sekhari et al.'s calibration for the removals so far with
@@ -190,7 +204,8 @@ class Unlearner:
 
     def __init__(self, model, loss_fn, train_data, *, weight_decay=0.0, selection="lfoci",
                  n_perturbations=256, perturbation=0.1, max_slices=None,
-                 max_parameters=0.3, curvature="exact", curvature_samples=None,
+                 max_parameters=0.3, objective="retained", curvature="exact",
+                 curvature_samples=None,
                  max_passes=1, tol=1e-10, noise=None, epsilon=1.0, delta=1e-5,
                  budget=None, position_mask=None, batch_size=None, max_dense=4096,
                  random_state=None):
@@ -213,6 +228,9 @@ class Unlearner:
         self.max_slices = None if max_slices is None else _check_int(
             max_slices, "max_slices", low=1)
         self.max_parameters = self._check_max_parameters(max_parameters)
+        if objective not in ("retained", "influence"):
+            raise ValueError(f"objective must be 'retained' or 'influence', got {objective!r}")
+        self.objective = objective
         if curvature not in ("exact", "gauss_newton"):
             raise ValueError(f"curvature must be 'exact' or 'gauss_newton', got {curvature!r}")
         self.curvature = curvature
@@ -298,26 +316,35 @@ class Unlearner:
             .removed_loss(self._sliced_theta(), removed)
         gradient = self._retained_gradient(retained)
         report.retained_gradient_norm_before = _norm(gradient)
+        offset = None
+        if self.objective == "influence":
+            scale = self.n_retained / len(retained)       # n / (n - k)
+            offset = {name: scale * g for name, g in
+                      self._retained_gradient(self._retained([])).items()}
+            gradient = {name: g - offset[name] for name, g in gradient.items()}
         updated = []
         for _ in range(self.max_passes):
-            if report.retained_gradient_norm_after <= self.tol:
+            if report.passes and report.passes[-1]["target_gradient_norm"] <= self.tol:
                 break
             tick = time.perf_counter()
             slices = self._select(removed, gradient, first_pass=not report.passes)
             timings["selection"] += time.perf_counter() - tick
             tick = time.perf_counter()
-            objective = self._objective(retained, slices)
+            objective = self._objective(retained, slices, offset)
             theta = objective.theta
             step, info = damped_newton_step(objective, theta, objective.gradient(theta),
                                             kind=self.curvature, max_dense=self.max_dense)
             objective.block.write(self.model, theta + step)
             timings["newton"] += time.perf_counter() - tick
             gradient = self._retained_gradient(retained)
-            updated.extend(s for s in slices if s not in updated)
             report.retained_gradient_norm_after = _norm(gradient)
+            if offset is not None:
+                gradient = {name: g - offset[name] for name, g in gradient.items()}
+            updated.extend(s for s in slices if s not in updated)
             report.passes.append({**info, "slices": slices,
                                   "n_parameters": theta.numel(),
-                                  "retained_gradient_norm": report.retained_gradient_norm_after})
+                                  "retained_gradient_norm": report.retained_gradient_norm_after,
+                                  "target_gradient_norm": _norm(gradient)})
         report.slices = updated
         block = self.slice_map.block(updated)
         params = {name: p.detach() for name, p in self.model.named_parameters()}
@@ -375,14 +402,17 @@ class Unlearner:
         params = {name: p.detach() for name, p in self.model.named_parameters()}
         return self.slice_map.block(self.slice_map.slices).gather(params)
 
-    def _objective(self, retained, slices):
+    def _objective(self, retained, slices, offset=None):
         curvature = None
         if self.curvature_samples is not None and self.curvature_samples < len(retained):
             chosen = self._rng.choice(len(retained), self.curvature_samples, replace=False)
             curvature = retained[torch.from_numpy(np.sort(chosen))]
+        block = self.slice_map.block(slices)
+        if offset is not None:
+            offset = block.gather(offset)
         return BlockObjective(self.model, self.loss_fn, self.data, retained,
-                              self.weight_decay, self.slice_map.block(slices),
-                              curvature_samples=curvature)
+                              self.weight_decay, block, curvature_samples=curvature,
+                              offset=offset)
 
     def _retained_gradient(self, retained):
         """Gradient of F_retained over every sliced parameter, as a name→tensor dict."""
