@@ -19,7 +19,7 @@ from ._validation import (
     warn_constant,
 )
 from .backends import neighbors_from_draws, safe_scale, shared_base_search
-from .codec import agreement, dependence_terms, ratio_or_nan
+from .codec import agreement, check_n_neighbors, dependence_terms, ratio_or_nan
 from .lcodec import noise_scales
 
 __all__ = ["FociResult", "foci", "lfoci"]
@@ -230,30 +230,33 @@ def check_foci_args(X, y, groups, max_features, stop, standardize, backend="nump
     return X, y, labels, members, int(max_features), names
 
 
-def _neighbor_agreements(R, X, candidates, seeds, search):
-    """``sum_i min(R_i, R_N(i))`` for each candidate's joint neighbour graph N."""
-    agreements = np.empty(len(candidates), dtype=np.int64)
+def _neighbor_agreements(R, X, candidates, seeds, search, n_neighbors):
+    """``sum_i min(R_i, R_N(i))`` (for k > 1: its mean over the k nearest) per candidate."""
+    agreements = np.empty(len(candidates))
     for position, (columns, seed) in enumerate(zip(candidates, seeds)):
-        agreements[position] = agreement(R, _candidate_graph(X, columns, seed, search))
+        agreements[position] = agreement(
+            R, _candidate_graph(X, columns, seed, search, n_neighbors)
+        )
     return agreements
 
 
-def _candidate_graph(X, columns, seed, search):
+def _candidate_graph(X, columns, seed, search, n_neighbors):
     """Neighbour graph of X_S joined with the candidate's columns (X_S empty: search None).
 
-    Each candidate draws its n tie-breaking uniforms from its own seed, on the host,
-    whatever the backend.
+    Each candidate draws its tie-breaking uniforms from its own seed, on the host,
+    whatever the backend: n of them, or an (n, k) array for the k nearest.
     """
     xp = array_namespace(X)
     block = xp.take(X, xp.asarray(columns, device=device(X)), axis=1)
-    u = np.random.default_rng(seed).random(block.shape[0])
+    n = block.shape[0]
+    u = np.random.default_rng(seed).random(n if n_neighbors == 1 else (n, n_neighbors))
     if search is not None:
         return search.neighbors(block, u)
     return neighbors_from_draws(block, u)
 
 
-def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jobs,
-            verbose, backend, noise_scale=None):
+def _select(X, y, *, groups, max_features, stop, standardize, n_neighbors, random_state,
+            n_jobs, verbose, backend, noise_scale=None):
     from joblib import effective_n_jobs
     from sklearn.utils.parallel import Parallel, delayed
 
@@ -263,6 +266,7 @@ def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jo
     on_host = isinstance(X, np.ndarray)
     xp = array_namespace(X)
     n = X.shape[0]
+    n_neighbors = check_n_neighbors(n_neighbors, n, X)
     rng = check_random_state(random_state)
     R, L = max_ranks(y)
 
@@ -301,7 +305,7 @@ def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jo
             seeds = rng.integers(np.iinfo(np.int64).max, size=len(remaining))
             base = np.concatenate([members[c] for c in picked] + [np.empty(0, int)])
             search = (shared_base_search(xp.take(X, xp.asarray(base, device=device(X)),
-                                                 axis=1))
+                                                 axis=1), n_neighbors=n_neighbors)
                       if picked else None)
             # With a bar, score the candidates in rounds of n_chunks chunks (one
             # parallel call each) so that the bar moves; the agreements, hence the
@@ -316,14 +320,16 @@ def _select(X, y, *, groups, max_features, stop, standardize, random_state, n_jo
                 batch = chunks[first:first + n_chunks]
                 parts.extend(parallel(
                     delayed(_neighbor_agreements)(
-                        R, X, [members[remaining[i]] for i in chunk], seeds[chunk], search
+                        R, X, [members[remaining[i]] for i in chunk], seeds[chunk], search,
+                        n_neighbors,
                     )
                     for chunk in batch
                 ))
                 progress.update(sum(chunk.shape[0] for chunk in batch))
             agreements = np.concatenate(parts)
             best = int(np.argmax(agreements))  # first maximum: the lowest label
-            graph = _candidate_graph(X, members[remaining[best]], seeds[best], search)
+            graph = _candidate_graph(X, members[remaining[best]], seeds[best], search,
+                                     n_neighbors)
             numerator, denominator = dependence_terms(R, L, graph)
             if stop and (
                 numerator <= 0  # Q(j) <= 0 at the first step
@@ -381,6 +387,12 @@ _SHARED_DOC = """
         and divides by the standard deviation (n - 1), 'bounded' maps to [0, 1],
         None keeps the raw values. Constant columns are never selected (a warning
         names them).{extra}
+    n_neighbors : int, default=1
+        k for the k-nearest-neighbour coefficient (see :func:`codec`): each
+        candidate is scored by the mean of min(R_i, R_j) over the k nearest
+        neighbours j of every point. 1 is FOCI. k > 1 needs NumPy data and searches
+        a k-d tree on the joint block for every candidate (no shared structure), so
+        it is several times slower than k = 1.
     random_state : None, int or numpy.random.Generator, default=None
         Seeds every random choice. The same seed gives the same selection
         whatever ``n_jobs`` is.
@@ -412,7 +424,7 @@ _SHARED_DOC = """
 
 
 def foci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale",
-         random_state=None, n_jobs=None, verbose=0, backend="auto"):
+         n_neighbors=1, random_state=None, n_jobs=None, verbose=0, backend="auto"):
     """Feature Ordering by Conditional Independence (Azadkia and Chatterjee).
 
     Greedy forward selection: at each step add the feature j that maximizes
@@ -446,12 +458,14 @@ def foci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale"
     array([1, 4])
     """
     return _select(X, y, groups=groups, max_features=max_features, stop=stop,
-                   standardize=standardize, random_state=random_state, n_jobs=n_jobs,
-                   verbose=verbose, backend=backend)
+                   standardize=standardize, n_neighbors=n_neighbors,
+                   random_state=random_state, n_jobs=n_jobs, verbose=verbose,
+                   backend=backend)
 
 
 def lfoci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale",
-          noise_scale=1e-4, random_state=None, n_jobs=None, verbose=0, backend="auto"):
+          noise_scale=1e-4, n_neighbors=1, random_state=None, n_jobs=None, verbose=0,
+          backend="auto"):
     """L-FOCI: FOCI on tie-broken features, for data with many ties (Mehta et al.).
 
     The features are standardized, then Gaussian noise far below each column's
@@ -477,8 +491,9 @@ def lfoci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale
     if not 0 < noise_scale <= 0.1:
         raise ValueError(f"`noise_scale` must be in (0, 0.1], got {noise_scale!r}.")
     return _select(X, y, groups=groups, max_features=max_features, stop=stop,
-                   standardize=standardize, random_state=random_state, n_jobs=n_jobs,
-                   verbose=verbose, backend=backend, noise_scale=noise_scale)
+                   standardize=standardize, n_neighbors=n_neighbors,
+                   random_state=random_state, n_jobs=n_jobs, verbose=verbose,
+                   backend=backend, noise_scale=noise_scale)
 
 
 foci.__doc__ = foci.__doc__.replace("{params}", _SHARED_DOC.replace("{extra}", ""))

@@ -21,6 +21,7 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
         "max_features": [Interval(Integral, 1, None, closed="left"), None],
         "stop": ["boolean"],
         "standardize": [StrOptions({"scale", "bounded"}), None],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
@@ -126,6 +127,10 @@ def _parameters_doc(noise):
         ``max_features``.
     standardize : {{'scale', 'bounded'}} or None, default='scale'
         Column scaling before the neighbour searches (as R FOCI).{noise_entry if noise else ""}
+    n_neighbors : int, default=1
+        k of the k-nearest-neighbour coefficient (see :func:`chatterjee.codec`);
+        1 is FOCI's. k > 1 needs NumPy data and is slower (a k-d tree per
+        candidate); it must be below the number of samples.
     random_state : int, RandomState instance or None, default=None
         Seeds {seeds}.
     n_jobs : int, default=None
@@ -194,11 +199,13 @@ class FOCISelector(_BaseFOCISelector):
     """
 
     def __init__(self, *, groups=None, max_features=None, stop=True, standardize="scale",
-                 random_state=None, n_jobs=None, verbose=0, backend="auto"):
+                 n_neighbors=1, random_state=None, n_jobs=None, verbose=0,
+                 backend="auto"):
         self.groups = groups
         self.max_features = max_features
         self.stop = stop
         self.standardize = standardize
+        self.n_neighbors = n_neighbors
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -207,8 +214,8 @@ class FOCISelector(_BaseFOCISelector):
     def _select(self, X, y):
         return foci(X, y, groups=self.groups, max_features=self.max_features,
                     stop=self.stop, standardize=self.standardize,
-                    random_state=self.random_state, n_jobs=self.n_jobs,
-                    verbose=self.verbose, backend=self.backend)
+                    n_neighbors=self.n_neighbors, random_state=self.random_state,
+                    n_jobs=self.n_jobs, verbose=self.verbose, backend=self.backend)
 
 
 class LFOCISelector(_BaseFOCISelector):
@@ -241,13 +248,14 @@ class LFOCISelector(_BaseFOCISelector):
     }
 
     def __init__(self, *, groups=None, max_features=None, stop=True, standardize="scale",
-                 noise_scale=1e-4, random_state=None, n_jobs=None, verbose=0,
-                 backend="auto"):
+                 noise_scale=1e-4, n_neighbors=1, random_state=None, n_jobs=None,
+                 verbose=0, backend="auto"):
         self.groups = groups
         self.max_features = max_features
         self.stop = stop
         self.standardize = standardize
         self.noise_scale = noise_scale
+        self.n_neighbors = n_neighbors
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -256,5 +264,6 @@ class LFOCISelector(_BaseFOCISelector):
     def _select(self, X, y):
         return lfoci(X, y, groups=self.groups, max_features=self.max_features,
                      stop=self.stop, standardize=self.standardize,
-                     noise_scale=self.noise_scale, random_state=self.random_state,
-                     n_jobs=self.n_jobs, verbose=self.verbose, backend=self.backend)
+                     noise_scale=self.noise_scale, n_neighbors=self.n_neighbors,
+                     random_state=self.random_state, n_jobs=self.n_jobs,
+                     verbose=self.verbose, backend=self.backend)

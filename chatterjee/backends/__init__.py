@@ -6,6 +6,9 @@ random among all points at the minimal distance. The search follows the array's
 library: NumPy arrays go to the CPU code (:mod:`.cpu`: sorting and k-d trees),
 PyTorch tensors and CuPy arrays stay on their device (:mod:`.array`: sorting and
 chunked exact brute force). Both take the same uniform draws from the Generator.
+
+The k-nearest-neighbour graphs (``n_neighbors > 1``) are searched on the CPU only
+(:func:`.cpu.k_nearest_neighbors`); device arrays raise ``NotImplementedError``.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .cpu import (
+    JoinedSearch,
     SharedBaseSearch,
+    k_nearest_neighbors,
     moderate_scale,
     nearest_neighbors_1d,
     nearest_neighbors_kdtree,
@@ -55,23 +60,37 @@ def get_memory_limit():
     return array.get_memory_limit()
 
 
+def _cpu_only(points):
+    """Raise NotImplementedError for a k-nearest-neighbour search of device arrays."""
+    if not isinstance(points, np.ndarray):
+        raise NotImplementedError(
+            "n_neighbors > 1 is implemented for NumPy data only; use backend='numpy' "
+            "(PyTorch and CuPy data are then copied to the host)."
+        )
+
+
 def neighbors_from_draws(points, u, *, workers=-1):
-    """Nearest neighbour of every point, given its tie-breaking draws.
+    """Nearest neighbour(s) of every point, given its tie-breaking draws.
 
     Parameters
     ----------
     points : array of shape (n, d)
         Finite float64 coordinates (NumPy, PyTorch or CuPy), n >= 2.
-    u : ndarray of shape (n,)
-        One uniform [0, 1) draw per point (NumPy; copied to the points' device).
+    u : ndarray of shape (n,) or (n, k)
+        Uniform [0, 1) draws (NumPy; copied to the points' device): one per point
+        for the nearest neighbour, k per point for the k nearest (NumPy points
+        only, see :func:`.cpu.k_nearest_neighbors`).
     workers : int, default=-1
         Threads for the k-d tree queries (NumPy only).
 
     Returns
     -------
-    array of shape (n,), int64
+    array of shape (n,) or (n, k), int64
         In the library and on the device of ``points``.
     """
+    if u.ndim == 2:
+        _cpu_only(points)
+        return k_nearest_neighbors(moderate_scale(points), u, workers=workers)
     if isinstance(points, np.ndarray):
         if points.shape[1] == 1:
             return nearest_neighbors_1d(points[:, 0], u)
@@ -81,7 +100,7 @@ def neighbors_from_draws(points, u, *, workers=-1):
     return array.nearest_neighbors(array.moderate_scale(points), array.on_device(u, points))
 
 
-def nearest_neighbors(points, rng, *, workers=-1):
+def nearest_neighbors(points, rng, *, workers=-1, n_neighbors=1):
     """Self-excluded nearest neighbour of every point, ties broken uniformly at random.
 
     Parameters
@@ -95,17 +114,23 @@ def nearest_neighbors(points, rng, *, workers=-1):
     workers : int, default=-1
         Threads for the k-d tree queries (-1: all cores). The result does not depend
         on it.
+    n_neighbors : int, default=1
+        k > 1 gives the k nearest neighbours of every point (NumPy only): those
+        strictly nearer than the k-th distance, and the rest drawn uniformly without
+        replacement among all points at that distance. Exactly ``n * k`` uniforms
+        are then taken, as an (n, k) array whose row i serves point i.
 
     Returns
     -------
-    array of shape (n,), int64
-        ``neighbors[i]`` is the index of the drawn nearest neighbour of point i, in
-        the library and on the device of ``points``.
+    array of shape (n,), or (n, k) for k > 1, int64
+        ``neighbors[i]`` is the index of the drawn nearest neighbour of point i (row
+        i: its k nearest), in the library and on the device of ``points``.
     """
-    return nearest_neighbor_graphs([points], rng, workers=workers)[0]
+    return nearest_neighbor_graphs([points], rng, workers=workers,
+                                   n_neighbors=n_neighbors)[0]
 
 
-def nearest_neighbor_graphs(clouds, rng, *, workers=-1):
+def nearest_neighbor_graphs(clouds, rng, *, workers=-1, n_neighbors=1):
     """:func:`nearest_neighbors` of several point clouds, searched side by side.
 
     The draws are taken from ``rng`` cloud by cloud, in order, before any search,
@@ -118,12 +143,18 @@ def nearest_neighbor_graphs(clouds, rng, *, workers=-1):
     clouds : sequence of arrays of shape (n, d_k)
     rng : numpy.random.Generator
     workers : int, default=-1
+    n_neighbors : int, default=1
+        See :func:`nearest_neighbors`.
 
     Returns
     -------
-    list of arrays of shape (n,), int64
+    list of arrays of shape (n,) or (n, k), int64
     """
-    draws = [rng.random(points.shape[0]) for points in clouds]
+    if n_neighbors > 1:
+        for points in clouds:
+            _cpu_only(points)
+    draws = [rng.random(points.shape[0] if n_neighbors == 1
+                        else (points.shape[0], n_neighbors)) for points in clouds]
 
     def search(points, u):
         return neighbors_from_draws(points, u, workers=workers)
@@ -143,7 +174,7 @@ def safe_scale(points):
     return array.moderate_scale(points)
 
 
-def shared_base_search(base, *, workers=-1):
+def shared_base_search(base, *, workers=-1, n_neighbors=1):
     """A search for the neighbours in ``(base, candidate)`` of many candidates.
 
     Parameters
@@ -152,6 +183,9 @@ def shared_base_search(base, *, workers=-1):
         The shared block (finite float64; NumPy, PyTorch or CuPy).
     workers : int, default=-1
         Threads for the k-d tree queries (NumPy only).
+    n_neighbors : int, default=1
+        k > 1: a search of the k nearest neighbours, with draws ``u`` of shape
+        (n, k) (:class:`.cpu.JoinedSearch`, NumPy only).
 
     Returns
     -------
@@ -160,6 +194,9 @@ def shared_base_search(base, *, workers=-1):
         draws ``u`` (in the block's library): :class:`.cpu.SharedBaseSearch` for
         NumPy, :class:`.array.ListedBaseSearch` otherwise.
     """
+    if n_neighbors > 1:
+        _cpu_only(base)
+        return JoinedSearch(base, workers=workers)
     if isinstance(base, np.ndarray):
         return SharedBaseSearch(base, workers=workers)
     from . import array

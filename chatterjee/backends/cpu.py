@@ -18,6 +18,9 @@ for every seed and the random stream never depends on the path taken.
 * Forward selection: :class:`SharedBaseSearch` reuses the selected block's structure
   for every candidate of a step (compiled kernels in ``_joint.pyx``), with the same
   tie rule.
+* k nearest neighbours (:func:`k_nearest_neighbors`): a k-d tree on the sites, the
+  points strictly nearer than the k-th distance taken, the rest drawn uniformly
+  without replacement among all points at that distance (k uniforms per point).
 """
 
 import numpy as np
@@ -348,3 +351,151 @@ class SharedBaseSearch:
                 np.column_stack((self.base, block)), u, workers=self.workers, rows=rows
             )
         return neighbors
+
+
+def _fold_sites(points):
+    """Distinct rows of ``points`` (sites) and, for each, its member rows.
+
+    Returns
+    -------
+    sites : ndarray of shape (m, d)
+    counts : ndarray of shape (m,)
+        Members of each site.
+    members : ndarray of shape (n,)
+        Row indices grouped by site, in increasing order within a site: site s holds
+        ``members[first[s]:first[s] + counts[s]]``.
+    first : ndarray of shape (m,)
+    """
+    n = points.shape[0]
+    if not _may_have_duplicates(points):
+        ones = np.ones(n, dtype=np.int64)
+        return points, ones, np.arange(n), np.arange(n)
+    members = np.lexsort(points.T[::-1])  # stable: equal rows keep their index order
+    ordered = points[members]
+    new_site = np.empty(n, dtype=bool)
+    new_site[0] = True
+    np.any(ordered[1:] != ordered[:-1], axis=1, out=new_site[1:])
+    first = np.flatnonzero(new_site)
+    return ordered[first], np.diff(np.append(first, n)), members, first
+
+
+def _draw_subset(pool, size, u):
+    """``size`` entries of ``pool`` drawn uniformly without replacement (partial Fisher-Yates).
+
+    Step j swaps entry j with entry ``j + floor(u[j] * (len(pool) - j))``, so the draw
+    uses the first ``size`` uniforms of ``u``.
+    """
+    pool = pool.copy()
+    for j in range(size):
+        r = j + min(int(u[j] * (pool.shape[0] - j)), pool.shape[0] - j - 1)
+        pool[j], pool[r] = pool[r], pool[j]
+    return pool[:size]
+
+
+def k_nearest_neighbors(points, u, workers=-1):
+    """The k nearest neighbours of every point (self excluded), with a k-d tree.
+
+    Every point closer to point i than its k-th nearest distance d_k is taken; the
+    rest are drawn uniformly without replacement among *all* points j != i at
+    distance exactly d_k (duplicates counted one by one). Points ``i`` takes its
+    draws from row i of ``u`` (``k`` uniforms per point, whatever the data).
+
+    Duplicate rows are folded into sites with multiplicities. Each site's tree query
+    is repeated with four times more sites until the farthest returned site lies
+    beyond d_k, so the set tied at d_k is complete. Sites whose k nearest are
+    decided without a tie (the common case for continuous data) are handled in
+    bulk; the others one point at a time.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n, d)
+        Finite float64 coordinates.
+    u : ndarray of shape (n, k)
+        Uniform [0, 1) draws, ``1 <= k < n``.
+    workers : int, default=-1
+        Threads for the queries (SciPy's meaning).
+
+    Returns
+    -------
+    ndarray of shape (n, k), int64
+        Row i holds the indices of the k neighbours of point i (in no set order).
+    """
+    from scipy.spatial import cKDTree
+
+    n, k = u.shape
+    sites, counts, members, first = _fold_sites(points)
+    n_sites = sites.shape[0]
+    tree = cKDTree(sites)
+    neighbors = np.empty((n, k), dtype=np.int64)
+    pending = np.arange(n_sites)
+    width = min(k + 2, n_sites)
+    while pending.shape[0]:
+        dist, idx = _query(tree, sites[pending], width, workers)
+        dist, idx = dist.reshape(-1, width), idx.reshape(-1, width)  # width 1: 1-D
+        weight = counts[idx] - (idx == pending[:, None])
+        cumulative = np.cumsum(weight, axis=1)
+        column = np.minimum((cumulative < k).sum(axis=1), width - 1)
+        kth = dist[np.arange(pending.shape[0]), column]
+        complete = (dist[:, -1] > kth) | (width == n_sites)
+        within = dist <= kth[:, None]
+        # No tie to break: exactly k other points at distance <= d_k, none duplicated.
+        plain = complete & (counts[pending] == 1) & (within.sum(axis=1) == k + 1) \
+            & (np.where(within, counts[idx], 1) == 1).all(axis=1)
+        rows = np.flatnonzero(plain)
+        if rows.shape[0]:
+            listed = idx[rows, :k + 1]
+            others = listed != pending[rows, None]
+            neighbors[members[first[pending[rows]]]] = \
+                members[first[listed[others].reshape(-1, k)]]
+        for row in np.flatnonzero(complete & ~plain):
+            near = idx[row, dist[row] < kth[row]]
+            tied = idx[row, dist[row] == kth[row]]
+            near = np.concatenate([members[first[s]:first[s] + counts[s]] for s in near]
+                                  + [np.empty(0, np.int64)])
+            tied = np.sort(np.concatenate([members[first[s]:first[s] + counts[s]]
+                                           for s in tied]))
+            site = pending[row]
+            for i in members[first[site]:first[site] + counts[site]]:
+                near_i, tied_i = near[near != i], tied[tied != i]
+                neighbors[i, :near_i.shape[0]] = near_i
+                neighbors[i, near_i.shape[0]:] = _draw_subset(
+                    tied_i, k - near_i.shape[0], u[i])
+        pending = pending[~complete]
+        width = min(4 * width, n_sites)
+    return neighbors
+
+
+class JoinedSearch:
+    """k nearest neighbours in ``(base, candidate)``, searched afresh for each candidate.
+
+    The k-nearest-neighbour counterpart of :class:`SharedBaseSearch`, without its
+    shared structure: each candidate costs one k-d tree on the joint points.
+
+    Parameters
+    ----------
+    base : ndarray of shape (n, d)
+        The shared block (finite float64).
+    workers : int, default=-1
+        Threads for the k-d tree queries.
+    """
+
+    def __init__(self, base, workers=-1):
+        self.base = base
+        self.workers = workers
+
+    def neighbors(self, block, u):
+        """The k nearest neighbours of every point in the space ``(base, block)``.
+
+        Parameters
+        ----------
+        block : ndarray of shape (n,) or (n, g)
+            The candidate's column(s).
+        u : ndarray of shape (n, k)
+            Uniform [0, 1) draws for tie-breaking (see :func:`k_nearest_neighbors`).
+
+        Returns
+        -------
+        ndarray of shape (n, k), int64
+        """
+        joint = np.column_stack((self.base, block.reshape(block.shape[0], -1)))
+        return k_nearest_neighbors(joint, u, workers=self.workers)
