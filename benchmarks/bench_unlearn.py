@@ -1,7 +1,7 @@
 """Deep unlearning with :class:`chatterjee.unlearn.Unlearner`: measured against retraining.
 
 Run ``python benchmarks/bench_unlearn.py`` for all three parts (about ten minutes on a
-2-core CPU), ``--quick`` for a one-minute smoke run, ``--plots`` to save figures to
+2-core CPU), ``--quick`` for a smoke run (about three minutes), ``--plots`` to save figures to
 ``docs/figures/``. One part alone: ``python benchmarks/bench_unlearn.py convex`` (or
 ``deep``, ``transformer``).
 
@@ -608,7 +608,7 @@ def main(argv=None):
     parser.add_argument("parts", nargs="*", metavar="part",
                         help="convex, deep and/or transformer (default: all three); "
                              "tune: the validation grid that chose the deep options")
-    parser.add_argument("--quick", action="store_true", help="one-minute smoke run")
+    parser.add_argument("--quick", action="store_true", help="smoke run (a few minutes)")
     parser.add_argument("--plots", action="store_true",
                         help="save figures to docs/figures/")
     parser.add_argument("--seed", type=int, default=0)
