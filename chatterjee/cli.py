@@ -344,7 +344,8 @@ def _unlearn_demo(args, torch):
     accuracy_before = accuracy(model, test_data)
     unlearner = Unlearner(model, loss_fn, train_data, weight_decay=weight_decay,
                           selection=args.selection, n_perturbations=64,
-                          curvature="gauss_newton", curvature_samples=256,
+                          objective="influence", curvature="gauss_newton",
+                          curvature_samples=256,
                           random_state=args.seed)
     rng = np.random.default_rng(args.seed)
     removals = []
@@ -375,11 +376,12 @@ def _unlearn_demo(args, torch):
     for row in removals:
         chosen = ", ".join(row["slices"][:4]) + (", ..." if len(row["slices"]) > 4 else "")
         print(f"{row['index']:>5}  {row['label']:>5}  {len(row['slices']):>6}  "
-              f"{row['n_parameters']:>6}  {row['loss_before']:11.4f}  "
-              f"{row['loss_after']:10.4f}  {row['seconds']:8.2f}  {chosen}")
+              f"{row['n_parameters']:>6}  {row["loss_before"]:11.5f}  "
+              f"{row["loss_after"]:10.5f}  {row['seconds']:8.2f}  {chosen}")
     print(f"\nTest accuracy: {accuracy_before:.4f} before, {accuracy_after:.4f} after.")
-    print("A removed sample's loss rises where the model had fitted it more closely than "
-          "the retained data support (the model is near, not at, its optimum).")
+    print("Each removal is a Newton step on the chosen slices that takes out the sample's "
+          "influence (objective='influence'): its loss rises by what the model had "
+          "fitted to it.")
     return 0
 
 
