@@ -376,8 +376,8 @@ def _unlearn_demo(args, torch):
     for row in removals:
         chosen = ", ".join(row["slices"][:4]) + (", ..." if len(row["slices"]) > 4 else "")
         print(f"{row['index']:>5}  {row['label']:>5}  {len(row['slices']):>6}  "
-              f"{row['n_parameters']:>6}  {row["loss_before"]:11.5f}  "
-              f"{row["loss_after"]:10.5f}  {row['seconds']:8.2f}  {chosen}")
+              f"{row['n_parameters']:>6}  {row['loss_before']:11.5f}  "
+              f"{row['loss_after']:10.5f}  {row['seconds']:8.2f}  {chosen}")
     print(f"\nTest accuracy: {accuracy_before:.4f} before, {accuracy_after:.4f} after.")
     print("Each removal is a Newton step on the chosen slices that takes out the sample's "
           "influence (objective='influence'): its loss rises by what the model had "
