@@ -212,9 +212,17 @@ def record_activations(model, layers, inputs, *, position_mask=None):
 
     handles = [layer.hooked.register_forward_hook(hook_for(layer))
                for layer in layers.values()]
+    # the fused fast path of transformer layers (eval mode, no autograd) does not call
+    # their submodules, so their hooks would not fire
+    mha = getattr(torch.backends, "mha", None)
+    fastpath = mha.get_fastpath_enabled() if mha is not None else None
     try:
+        if mha is not None:
+            mha.set_fastpath_enabled(False)
         outputs = model(inputs)
     finally:
+        if mha is not None:
+            mha.set_fastpath_enabled(fastpath)
         for handle in handles:
             handle.remove()
     columns = [values for _, values in recorded]
