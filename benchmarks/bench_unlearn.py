@@ -344,7 +344,8 @@ def deep_model(args, name, make, image):
           f"{recipe['batch_size']}, weight decay {recipe['weight_decay']}; training "
           f"{train_time:.2f} s, {evaluation} accuracy "
           f"{accuracy(original, test_data):.4f}\n")
-    common = {"weight_decay": recipe["weight_decay"], "curvature": args.curvature,
+    common = {"weight_decay": recipe["weight_decay"], "objective": args.objective,
+              "curvature": args.curvature,
               "curvature_samples": args.curvature_samples,
               "n_perturbations": args.perturbations, "max_parameters": args.max_parameters,
               "random_state": args.seed}
@@ -551,9 +552,6 @@ class TinyTransformer(nn.Module):
 
 def transformer(args):
     """Removals from a small transformer: which modules L-FOCI picks, loss before/after."""
-    # The fused fast path of nn.TransformerEncoderLayer (eval mode, no autograd), when
-    # taken, does not call the submodules, whose forward hooks then would not fire.
-    torch.backends.mha.set_fastpath_enabled(False)
     *train_data, flipped = token_data(400, args.seed, flip=0.1)
     *test_data, _ = token_data(200, args.seed + 1)
     train_data, test_data = tuple(train_data), tuple(test_data)
@@ -572,8 +570,9 @@ def transformer(args):
                           selection="lfoci", perturbation=token_replacement(
                               VOCAB, rate=0.2, protected=(PAD,)),
                           position_mask=lambda tokens: tokens != PAD,
-                          n_perturbations=128, curvature="gauss_newton",
-                          curvature_samples=256, random_state=args.seed)
+                          n_perturbations=128, objective=args.objective,
+                          curvature="gauss_newton", curvature_samples=256,
+                          random_state=args.seed)
     print("Sliced modules: " + ", ".join(f"{name} ({layer.n_units} units)" for name, layer
                                          in unlearner.slice_map.layers.items()) + "\n")
     rng = np.random.default_rng(args.seed)
@@ -593,7 +592,6 @@ def transformer(args):
            "removed loss after", "time (s)"], rows)
     print(f"Test accuracy after {len(rows)} removals: {accuracy(model, test_data):.3f} "
           f"(before {before:.3f})\n")
-    torch.backends.mha.set_fastpath_enabled(True)
     return rows
 
 
@@ -640,6 +638,8 @@ def main(argv=None):
                         help="deep: evaluate on a held-out fifth of the training split "
                              "instead of the test set (for choosing options)")
     parser.add_argument("--perturbations", type=int, default=128)
+    parser.add_argument("--objective", default="influence", choices=["influence", "retained"],
+                        help="what the Unlearner's Newton steps solve (deep and transformer parts)")
     parser.add_argument("--max-dense", type=int, default=4096,
                         help="deep: blocks up to this size are solved densely, larger by CG")
     parser.add_argument("--threads", type=int, default=1,

@@ -90,7 +90,8 @@ def test_least_squares_newton_is_exact():
     loss_fn = nn.MSELoss()
     model = fit(nn.Linear(4, 1).double(), loss_fn, X, y)
     target = retrained(model, X, y, [5, 17], loss_fn)
-    u = Unlearner(model, loss_fn, (X, y), weight_decay=WD, selection="full", random_state=0)
+    u = Unlearner(model, loss_fn, (X, y), weight_decay=WD, selection="full",
+                  objective="retained", random_state=0)
     report = u.forget([5, 17])
     assert torch.allclose(flat(model), flat(target), atol=1e-10, rtol=0)
     assert report.retained_gradient_norm_after < 1e-12
@@ -537,5 +538,5 @@ def test_influence_objective_is_the_influence_update_off_the_optimum():
     assert report.passes[0]["damping"] == 0.0
     assert torch.allclose(flat(influence), expected, atol=1e-10)
     Unlearner(retained, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, selection="full",
-              random_state=0).forget(removed)
+              objective="retained", random_state=0).forget(removed)
     assert not torch.allclose(flat(retained), expected, atol=1e-4)   # it trains further

@@ -108,7 +108,7 @@ class Unlearner:
         Cap on the parameters one pass updates: a count, or a fraction in (0, 1] of
         all sliced parameters. Slices are taken in the rule's order; one that would
         break the cap is skipped, but the first is always taken.
-    objective : {"retained", "influence"}, default="retained"
+    objective : {"influence", "retained"}, default="influence"
         What the Newton steps solve. ``"retained"``: the optimum of the retained
         objective, ``grad F_retained(w) = 0``. ``"influence"``: remove the samples'
         influence only, ``(n - k) grad F_retained(w) = n grad F(w_0)`` with ``w_0``
@@ -204,7 +204,7 @@ class Unlearner:
 
     def __init__(self, model, loss_fn, train_data, *, weight_decay=0.0, selection="lfoci",
                  n_perturbations=256, perturbation=0.1, max_slices=None,
-                 max_parameters=0.3, objective="retained", curvature="exact",
+                 max_parameters=0.3, objective="influence", curvature="exact",
                  curvature_samples=None,
                  max_passes=1, tol=1e-10, noise=None, epsilon=1.0, delta=1e-5,
                  budget=None, position_mask=None, batch_size=None, max_dense=4096,
