@@ -397,7 +397,7 @@ def k_nearest_neighbors(points, u, workers=-1):
 
     Every point closer to point i than its k-th nearest distance d_k is taken; the
     rest are drawn uniformly without replacement among *all* points j != i at
-    distance exactly d_k (duplicates counted one by one). Points ``i`` takes its
+    distance exactly d_k (duplicates counted one by one). Point i takes its
     draws from row i of ``u`` (``k`` uniforms per point, whatever the data).
 
     Duplicate rows are folded into sites with multiplicities. Each site's tree query
