@@ -78,12 +78,6 @@ class BlockObjective:
             total += w * grad(self._batch_loss)(theta, x, t)
         return total + self.weight_decay * theta - self.offset
 
-    def removed_loss(self, theta, indices):
-        """Mean loss of the samples at ``indices`` (the ones being removed)."""
-        with torch.no_grad():
-            return sum(float(self._batch_loss(theta, x, t)) * w
-                       for x, t, w in self._sweep(indices))
-
     def _products(self, theta, vectors, kind):
         """Curvature times each row of ``vectors``, averaged over the curvature samples."""
         def hessian_product(x, t):

@@ -312,8 +312,7 @@ class Unlearner:
         removed = torch.tensor(indices)
         retained = self._retained(indices)
         report = ForgetReport(indices=list(indices))
-        report.removed_loss_before = self._objective(retained, self.slice_map.slices) \
-            .removed_loss(self._sliced_theta(), removed)
+        report.removed_loss_before = self._mean_loss(removed)
         gradient = self._retained_gradient(retained)
         report.retained_gradient_norm_before = _norm(gradient)
         offset = None
@@ -356,8 +355,7 @@ class Unlearner:
             block.write(self.model, theta + report.noise_std * noise.to(theta))
             gradient = self._retained_gradient(retained)
             report.retained_gradient_norm_after = _norm(gradient)
-        report.removed_loss_after = self._objective(retained, self.slice_map.slices) \
-            .removed_loss(self._sliced_theta(), removed)
+        report.removed_loss_after = self._mean_loss(removed)
         if self.budget is not None:
             report.retrain_due = self.budget.spend(
                 len(retained) * report.retained_gradient_norm_after)
@@ -398,9 +396,11 @@ class Unlearner:
         return cap_slices(ranked, self.slice_map, **caps)
 
     # ----------------------------------------------------------------------------------
-    def _sliced_theta(self):
-        params = {name: p.detach() for name, p in self.model.named_parameters()}
-        return self.slice_map.block(self.slice_map.slices).gather(params)
+    def _mean_loss(self, indices):
+        """Mean loss of the samples at ``indices`` under the current model."""
+        with torch.no_grad():
+            return sum(float(self.loss_fn(self.model(inputs), targets)) * inputs.shape[0]
+                       for inputs, targets in self.data.batches(indices)) / len(indices)
 
     def _objective(self, retained, slices, offset=None):
         curvature = None
