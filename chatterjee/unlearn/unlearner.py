@@ -317,10 +317,13 @@ class Unlearner:
         report.retained_gradient_norm_before = _norm(gradient)
         offset = None
         if self.objective == "influence":
-            scale = self.n_retained / len(retained)       # n / (n - k)
-            offset = {name: scale * g for name, g in
-                      self._retained_gradient(self._retained([])).items()}
-            gradient = {name: g - offset[name] for name, g in gradient.items()}
+            # n / (n - k) grad F(w_0) = grad F_r(w_0) + (sum_j grad loss_j + k lambda w_0)
+            # / (n - k): the target gradient at w_0 is the influence of the k samples
+            k, params = len(indices), dict(self.model.named_parameters())
+            influence = {name: k / len(retained) * (g + self.weight_decay * params[name].detach())
+                         for name, g in self._loss_gradient(removed).items()}
+            offset = {name: g + influence[name] for name, g in gradient.items()}
+            gradient = {name: -g for name, g in influence.items()}
         updated = []
         for _ in range(self.max_passes):
             if report.passes and report.passes[-1]["target_gradient_norm"] <= self.tol:
@@ -392,7 +395,7 @@ class Unlearner:
             warnings.warn("L-FOCI found no slice the removed samples' loss depends on "
                           "under the perturbations; falling back to the gradient rule",
                           RuntimeWarning, stacklevel=4)
-        ranked = rank_by_gradient(self.slice_map, self._removed_gradient(removed))
+        ranked = rank_by_gradient(self.slice_map, self._loss_gradient(removed))
         return cap_slices(ranked, self.slice_map, **caps)
 
     # ----------------------------------------------------------------------------------
@@ -414,27 +417,24 @@ class Unlearner:
                               self.weight_decay, block, curvature_samples=curvature,
                               offset=offset)
 
-    def _retained_gradient(self, retained):
-        """Gradient of F_retained over every sliced parameter, as a name→tensor dict."""
+    def _loss_gradient(self, indices):
+        """Mean loss gradient over ``indices`` for every sliced parameter (name → tensor)."""
         names = list(self.slice_map.block(self.slice_map.slices).rows)
         params = dict(self.model.named_parameters())
         total = {name: torch.zeros_like(params[name]) for name in names}
-        for inputs, targets in self.data.batches(retained):
-            loss = self.loss_fn(self.model(inputs), targets) * (inputs.shape[0] / len(retained))
+        for inputs, targets in self.data.batches(indices):
+            loss = self.loss_fn(self.model(inputs), targets) * (inputs.shape[0] / len(indices))
             for name, g in zip(names, torch.autograd.grad(loss, [params[n] for n in names],
                                                           allow_unused=True)):
                 if g is not None:
                     total[name] += g
-        return {name: g + self.weight_decay * params[name].detach()
-                for name, g in total.items()}
+        return total
 
-    def _removed_gradient(self, removed):
-        names = list(self.slice_map.block(self.slice_map.slices).rows)
+    def _retained_gradient(self, retained):
+        """Gradient of F_retained over every sliced parameter (name → tensor)."""
         params = dict(self.model.named_parameters())
-        inputs, targets = self.data.get(removed)
-        loss = self.loss_fn(self.model(inputs), targets)
-        grads = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
-        return {name: g for name, g in zip(names, grads) if g is not None}
+        return {name: g + self.weight_decay * params[name].detach()
+                for name, g in self._loss_gradient(retained).items()}
 
     def _noise_std(self, n_new):
         if self.noise is None:
