@@ -23,6 +23,7 @@ import torch
 
 from .._validation import check_random_state
 from ._data import TrainingData
+from .curvature import conjugate_gradients
 
 __all__ = ["fine_tune", "full_newton", "neg_grad", "retrain", "train"]
 
@@ -90,30 +91,6 @@ def _flat(tensors):
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
-def _conjugate_gradients(matvec, b, *, tol, max_iter):
-    """Approximate solution of ``A x = b`` for symmetric positive definite ``A``.
-
-    Stops at ``||A x - b|| <= tol``, after ``max_iter`` products, or at a direction of
-    non-positive curvature.
-    """
-    x = torch.zeros_like(b)
-    residual, direction = b.clone(), b.clone()
-    residual_sq = residual @ residual
-    for _ in range(max_iter):
-        if residual_sq.sqrt() <= tol:
-            break
-        product = matvec(direction)
-        curvature = direction @ product
-        if curvature <= 0:
-            break
-        alpha = residual_sq / curvature
-        x = x + alpha * direction
-        residual = residual - alpha * product
-        residual_sq, previous = residual @ residual, residual_sq
-        direction = residual + (residual_sq / previous) * direction
-    return x
-
-
 def _fit_lbfgs(model, loss_fn, data, indices, *, weight_decay, max_iter, tol):
     device = _device(model)
     params = _trainable(model)
@@ -167,8 +144,9 @@ def _fit_lbfgs(model, loss_fn, data, indices, *, weight_decay, max_iter, tol):
         lowers the gradient norm. Returns the new norm, or None when it was undone."""
         before, grad = parameters(), gradient()
         forcing = min(0.5, grad_norm ** 0.5) * grad_norm
-        write(before + _conjugate_gradients(hessian_vector, -grad, tol=max(tol / 2, forcing),
-                                            max_iter=min(grad.numel(), 500)))
+        step, _ = conjugate_gradients(hessian_vector, -grad, tol=max(tol / 2, forcing),
+                                      max_iter=min(grad.numel(), 500))
+        write(before + step)
         new_norm = float(torch.linalg.vector_norm(gradient()))
         if new_norm < grad_norm:
             return new_norm

@@ -9,7 +9,7 @@ the full Hessian (no finite differences, no stored training gradients).
 import torch
 from torch.func import functional_call, grad, jvp, vjp, vmap
 
-__all__ = ["BlockObjective", "damped_newton_step"]
+__all__ = ["BlockObjective", "conjugate_gradients", "damped_newton_step"]
 
 
 class BlockObjective:
@@ -170,9 +170,12 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
         info["solver"] = "cg"
 
         def solve(damping):
-            return -_conjugate_gradients(
+            x, negative = conjugate_gradients(
                 lambda v: objective.hessian_vector(theta, v, kind=kind) + damping * v,
-                g, cg_iterations, cg_tolerance)
+                g, tol=cg_tolerance * float(g.norm()), max_iter=cg_iterations)
+            if negative is not None:
+                raise _NegativeCurvature(2 * -negative + 1e-12)
+            return -x
 
     bump = max(lam_max or scale, 1e-12) * 1e-6
     for _ in range(max_damping_tries):
@@ -205,24 +208,34 @@ class _NegativeCurvature(ArithmeticError):
         self.needed = needed
 
 
-def _conjugate_gradients(matvec, b, iterations, tolerance):
-    """Solve ``A x = b`` for symmetric ``A``; raise on a non-positive curvature direction."""
+def conjugate_gradients(matvec, b, *, tol, max_iter):
+    """Solve ``A x = b`` for symmetric ``A`` by conjugate gradients.
+
+    Stops once ``||A x - b|| <= tol``, after ``max_iter`` products, or at a direction
+    ``d`` of non-positive curvature.
+
+    Returns
+    -------
+    x : Tensor
+        The iterate reached.
+    curvature : float or None
+        ``d . A d / d . d`` of the non-positive direction met, else None.
+    """
     x = torch.zeros_like(b)
     r = b.clone()
     d = r.clone()
     rr = float(r @ r)
-    target = tolerance ** 2 * rr
-    for _ in range(iterations):
+    for _ in range(max_iter):
+        if rr ** 0.5 <= tol:
+            break
         Ad = matvec(d)
         curvature = float(d @ Ad)
         if curvature <= 0:
-            raise _NegativeCurvature(2 * (-curvature / float(d @ d)) + 1e-12)
+            return x, curvature / float(d @ d)
         alpha = rr / curvature
         x += alpha * d
         r -= alpha * Ad
         rr_new = float(r @ r)
-        if rr_new <= target:
-            break
         d = r + (rr_new / rr) * d
         rr = rr_new
-    return x
+    return x, None
