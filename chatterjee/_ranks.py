@@ -3,6 +3,39 @@
 from array_api_compat import array_namespace, device
 
 
+def sorted_groups(values, *, stable=False):
+    """Sort ``values`` and find its runs of equal values.
+
+    Parameters
+    ----------
+    values : array of shape (n,)
+    stable : bool, default=False
+        Keep the input order among equal values.
+
+    Returns
+    -------
+    order : array of shape (n,)
+        The sorting permutation.
+    sorted_values : array of shape (n,)
+    group : array of shape (n,), int64
+        The run of each sorted position (0, 1, ...).
+    start, end : arrays of shape (n_groups,)
+        Sorted positions ``[start, end)`` of each run.
+    """
+    xp = array_namespace(values)
+    dev = device(values)
+    n = values.shape[0]
+    order = xp.argsort(values, stable=stable)
+    sorted_values = xp.take(values, order)
+    starts_group = xp.concat(
+        (xp.ones(1, dtype=xp.bool, device=dev), sorted_values[1:] != sorted_values[:-1])
+    )
+    start = xp.nonzero(starts_group)[0]
+    end = xp.concat((start[1:], xp.full(1, n, dtype=start.dtype, device=dev)))
+    group = xp.cumulative_sum(xp.astype(starts_group, xp.int64)) - 1
+    return order, sorted_values, group, start, end
+
+
 def max_ranks(y):
     """Return ``R_i = #{j : y_j <= y_i}`` and ``L_i = #{j : y_j >= y_i}``.
 
@@ -21,15 +54,7 @@ def max_ranks(y):
     xp = array_namespace(y)
     dev = device(y)
     n = y.shape[0]
-    order = xp.argsort(y, stable=False)
-    sorted_y = xp.take(y, order)
-    starts_group = xp.concat(
-        (xp.ones(1, dtype=xp.bool, device=dev), sorted_y[1:] != sorted_y[:-1])
-    )
-    group_start = xp.nonzero(starts_group)[0]
-    group_end = xp.concat((group_start[1:], xp.full(1, n, dtype=group_start.dtype,
-                                                    device=dev)))
-    group = xp.cumulative_sum(xp.astype(starts_group, xp.int64)) - 1
+    order, _, group, group_start, group_end = sorted_groups(y)
     R = xp.empty(n, dtype=xp.int64, device=dev)
     L = xp.empty(n, dtype=xp.int64, device=dev)
     R[order] = xp.astype(xp.take(group_end, group), xp.int64)

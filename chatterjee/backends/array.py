@@ -22,6 +22,8 @@ import math
 
 from array_api_compat import array_namespace, device, is_torch_array
 
+from .._ranks import sorted_groups
+
 _MEMORY_LIMIT = 1 << 30
 # Floats held per (query row, point) pair in a brute-force block: the distances, one
 # column's differences, their squares and the tie mask.
@@ -119,13 +121,7 @@ def nearest_neighbors_1d(values, u):
     xp = array_namespace(values)
     dev = device(values)
     n = values.shape[0]
-    order = xp.argsort(values, stable=True)
-    sorted_values = xp.take(values, order)
-    starts_group = xp.concat(
-        (xp.ones(1, dtype=xp.bool, device=dev), sorted_values[1:] != sorted_values[:-1])
-    )
-    start = xp.nonzero(starts_group)[0]
-    end = xp.concat((start[1:], xp.full(1, n, dtype=start.dtype, device=dev)))
+    order, sorted_values, group, start, end = sorted_groups(values, stable=True)
     group_values = xp.take(sorted_values, start)
     infinity = xp.full(1, xp.inf, dtype=xp.float64, device=dev)
     gap_left = xp.concat((infinity, group_values[1:] - group_values[:-1]))
@@ -138,7 +134,6 @@ def nearest_neighbors_1d(values, u):
     lo = xp.where(take_left, xp.roll(start, 1), start)
     hi = xp.where(take_right, xp.roll(end, -1), end)
 
-    group = xp.cumulative_sum(xp.astype(starts_group, xp.int64)) - 1
     lo, hi = xp.take(lo, group), xp.take(hi, group)
     pick = lo + _draw_below(xp.take(u, order), hi - lo - 1)
     pick = pick + xp.astype(pick >= xp.arange(n, device=dev), xp.int64)
