@@ -246,6 +246,7 @@ def test_n_is_decremented_and_bad_indices_refused():
     ({"selection": "best"}, "selection must be one of"),
     ({"selection": [("nope", 0)]}, "not a slice of this model"),
     ({"max_parameters": 1.5}, "max_parameters"),
+    ({"max_parameters": 0}, "max_parameters"),
     ({"max_passes": 0}, "max_passes"),
     ({"n_perturbations": 3}, "n_perturbations"),
     ({"weight_decay": -1.0}, "weight_decay"),
@@ -293,6 +294,14 @@ def test_same_seed_same_answer():
 
 
 # --- selection rules and caps ---------------------------------------------------------
+
+def test_max_parameters_as_count_or_fraction():
+    model, X, y = logistic_problem(n=30, classes=4)
+    total = SliceMap(model).n_parameters
+    for value, expected in [(10, 10), (10.0, 10), (0.5, total // 2), (1.0, total)]:
+        u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), max_parameters=value)
+        assert u.max_parameters == expected
+
 
 def test_lfoci_selects_within_caps():
     model, X, y = logistic_problem(n=150, classes=4)

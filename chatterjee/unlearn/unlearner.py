@@ -481,8 +481,11 @@ class Unlearner:
             if value < 1:
                 raise ValueError(f"max_parameters must be >= 1, got {value}")
             return int(value)
-        if isinstance(value, Real) and 0 < value <= 1:
-            return max(1, int(value * total))
+        if isinstance(value, Real) and not isinstance(value, bool):
+            if 0 < value <= 1:
+                return max(1, int(value * total))
+            if value > 1 and float(value).is_integer():      # a count given as a float
+                return int(value)
         raise ValueError("max_parameters must be a count >= 1 or a fraction in (0, 1], "
                          f"got {value!r}")
 
