@@ -69,10 +69,11 @@ class Unlearner:
 
     The training objective is ``F(w) = mean_i loss(w, z_i) + (weight_decay / 2)
     ||w||^2``. Removing a set of k samples moves the selected parameters P by a Newton
-    step on the retained objective, ``w_P <- w_P - H_PP^{-1} grad_P F_retained(w)``,
-    with the exact block Hessian on the retained data (Mehta et al., CVPR 2022,
-    algorithm 1, without its finite-difference Hessian). The other parameters do not
-    change. Which parameters P are updated is the ``selection`` rule's choice: by
+    step, ``w_P <- w_P + (1/(n-k)) H_PP^{-1} sum_j grad_P (loss_j + (weight_decay/2)
+    ||w||^2)``, with ``H_PP`` the exact block Hessian of the retained objective
+    (Mehta et al., CVPR 2022, algorithm 1, without its finite-difference Hessian); for
+    a model at its optimum this is ``w_P - H_PP^{-1} grad_P F_retained(w)`` (see
+    ``objective``). The other parameters do not change. Which parameters P are updated is the ``selection`` rule's choice: by
     default L-FOCI finds the slices (output units of linear and convolutional layers)
     whose activations the removed samples' loss depends on, under perturbations of
     those samples.
