@@ -7,7 +7,7 @@ the full Hessian (no finite differences, no stored training gradients).
 """
 
 import torch
-from torch.func import functional_call, grad, jvp, vjp, vmap
+from torch.func import functional_call, grad, hessian, jvp, vjp, vmap
 
 __all__ = ["BlockObjective", "conjugate_gradients", "damped_newton_step"]
 
@@ -104,17 +104,90 @@ class BlockObjective:
         return total + self.weight_decay * vectors
 
     def hessian(self, theta, *, kind="exact", chunk_size=64):
-        """The dense block curvature matrix (float64), built ``chunk_size`` columns at a time.
+        """The dense block curvature matrix (float64).
 
-        ``kind`` is ``"exact"`` (the Hessian) or ``"gauss_newton"`` (the generalized
-        Gauss-Newton matrix: positive semi-definite for convex losses).
+        ``kind="exact"``: the Hessian, from Hessian-vector products ``chunk_size``
+        columns at a time. ``kind="gauss_newton"``: the generalized Gauss-Newton matrix
+        (positive semi-definite for convex losses). When every parameter of the block
+        belongs to an :class:`~torch.nn.Linear` layer called once on (batch, features)
+        inputs, it is assembled from the per-sample Jacobians ``J_i`` of the outputs
+        (unit output gradients times layer inputs) as ``sum_i J_i^T A_i J_i``, with
+        ``A_i`` the Hessian of sample i's loss in the outputs: one backward pass per
+        output instead of one product per parameter. Otherwise it is built from
+        products like the exact Hessian.
         """
-        p = theta.numel()
-        eye = torch.eye(p, dtype=theta.dtype, device=theta.device)
-        columns = [self._products(theta, eye[start:start + chunk_size], kind)
-                   for start in range(0, p, chunk_size)]
-        matrix = torch.cat(columns).double()
+        matrix = self._linear_gauss_newton(theta) if kind == "gauss_newton" else None
+        if matrix is None:
+            p = theta.numel()
+            eye = torch.eye(p, dtype=theta.dtype, device=theta.device)
+            columns = [self._products(theta, eye[start:start + chunk_size], kind)
+                       for start in range(0, p, chunk_size)]
+            matrix = torch.cat(columns).double()
         return 0.5 * (matrix + matrix.T)
+
+    def _linear_gauss_newton(self, theta, max_entries=2 ** 23):
+        """The Gauss-Newton block from layer inputs and unit Jacobians, or None when the
+        block is not made of linear layers applied once to (batch, features) inputs."""
+        segments = []
+        for name, rows in self.block.rows.items():
+            owner, _, attribute = name.rpartition(".")
+            module = self.model.get_submodule(owner)
+            if not isinstance(module, torch.nn.Linear) or attribute not in ("weight", "bias"):
+                return None
+            segments.append((module, attribute, rows))
+        modules = list(dict.fromkeys(module for module, _, _ in segments))
+        p = theta.numel()
+        total = torch.zeros(p, p, dtype=torch.float64, device=theta.device)
+        for x, t, w in self._sweep(self.curvature_samples):
+            per_chunk = max(1, max_entries // (p * 16))
+            for start in range(0, x.shape[0], per_chunk):
+                xs, ts = x[start:start + per_chunk], t[start:start + per_chunk]
+                pieces = self._unit_jacobians(theta, xs, ts, modules, segments)
+                if pieces is None:
+                    return None
+                J, A = pieces               # in the model's dtype; the sum is float64
+                total += (w / x.shape[0]) * (J.reshape(-1, p).T
+                                             @ torch.bmm(A, J).reshape(-1, p)).double()
+        return total + self.weight_decay * torch.eye(p, dtype=torch.float64,
+                                                     device=theta.device)
+
+    def _unit_jacobians(self, theta, x, t, modules, segments):
+        """Per-sample output Jacobians over the block (b, K, p) and loss Hessians in the
+        outputs (b, K, K); None if a layer is not called once on 2-D input."""
+        captured = {module: [] for module in modules}
+        handles = [module.register_forward_hook(
+            lambda module, args, out: captured[module].append((args[0], out)))
+            for module in modules]
+        try:
+            with torch.enable_grad():
+                params = self.block.scatter(self.params, theta.detach().requires_grad_())
+                out = functional_call(self.model, (params, self.buffers), (x,))
+        finally:
+            for handle in handles:
+                handle.remove()
+        if any(len(calls) != 1 or calls[0][0].ndim != 2 for calls in captured.values()):
+            return None
+        b, shape = x.shape[0], out.shape[1:]
+        flat = out.reshape(b, -1)
+        K = flat.shape[1]
+        cotangents = torch.eye(K, dtype=flat.dtype, device=flat.device)[:, None, :].expand(K, b, K)
+        unit_grads = torch.autograd.grad(flat, [captured[m][0][1] for m in modules],
+                                         grad_outputs=cotangents, is_grads_batched=True)
+        unit_grads = {m: g.permute(1, 0, 2) for m, g in zip(modules, unit_grads)}  # (b, K, out)
+        pieces = []
+        for module, attribute, rows in segments:
+            jz = unit_grads[module][:, :, rows]
+            if attribute == "weight":
+                inputs = captured[module][0][0].detach()
+                pieces.append((jz[..., None] * inputs[:, None, None, :]).reshape(b, K, -1))
+            else:
+                pieces.append(jz)
+        J = torch.cat(pieces, dim=2)
+
+        def sample_loss(output, target):
+            return self.loss_fn(output.reshape(1, *shape), target.unsqueeze(0))
+        A = vmap(hessian(sample_loss))(flat.detach(), t)
+        return J, A
 
     def hessian_vector(self, theta, vector, *, kind="exact"):
         """Curvature times one vector (float64 in and out)."""
