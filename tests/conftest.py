@@ -108,3 +108,18 @@ def ties_codec_call(ties_codec_case, reference_dir):
 def ties_xi_call(ties_xi_case, reference_dir):
     """Data and R's values for one xi call of a ``t*`` file (ties in x)."""
     return _call_data(ties_xi_case)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's small torch problems on one thread (torch and BLAS): threads only
+    add overhead there, and stall on a busy machine. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    torch = pytest.importorskip("torch")
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)

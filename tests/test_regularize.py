@@ -13,6 +13,8 @@ from chatterjee.regularize import (
     train_with_adversaries,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def test_gradient_reversal_is_identity_forward_and_negates_backward():
     x = torch.linspace(-1, 1, 5, requires_grad=True)
@@ -140,10 +142,3 @@ def test_selects_the_shortcut_attribute():
     assert extras <= 5  # at most one noise attribute per run on average
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny networks: threads only add overhead (and stall on a busy machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

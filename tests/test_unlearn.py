@@ -24,12 +24,7 @@ from chatterjee.unlearn.curvature import BlockObjective, damped_newton_step
 WD = 1e-2
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def flat(model):

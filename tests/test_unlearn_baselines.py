@@ -6,7 +6,6 @@ import pytest
 torch = pytest.importorskip("torch")
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from chatterjee.unlearn.baselines import fine_tune, neg_grad, retrain, train
 from chatterjee.unlearn.metrics import accuracy, parameter_distance
@@ -15,14 +14,7 @@ CE = torch.nn.CrossEntropyLoss()
 WEIGHT_DECAY = 1e-3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small problems run fastest (and least disturbed by other jobs) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

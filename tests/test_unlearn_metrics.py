@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from threadpoolctl import threadpool_limits
 
 from chatterjee.unlearn.metrics import (
     accuracy,
@@ -19,14 +18,7 @@ from chatterjee.unlearn.metrics import (
 FEATURES = ("confidence", "loss", "entropy", "modified_entropy", "correctness")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small problems run fastest (and least disturbed by other jobs) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def echo_model(n_classes):
