@@ -1,6 +1,5 @@
 """scikit-learn feature selectors built on FOCI and L-FOCI."""
 
-from abc import abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
@@ -28,9 +27,13 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
         "backend": [StrOptions(set(BACKENDS))],
     }
 
-    @abstractmethod
+    #: The selection function (foci or lfoci); the estimator's parameters are exactly
+    #: its keyword arguments.
+    _selection = None
+
     def _select(self, X, y):
         """Run the selection on validated arrays and return a FociResult."""
+        return self._selection(X, y, **self.get_params(deep=False))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -211,11 +214,7 @@ class FOCISelector(_BaseFOCISelector):
         self.verbose = verbose
         self.backend = backend
 
-    def _select(self, X, y):
-        return foci(X, y, groups=self.groups, max_features=self.max_features,
-                    stop=self.stop, standardize=self.standardize,
-                    n_neighbors=self.n_neighbors, random_state=self.random_state,
-                    n_jobs=self.n_jobs, verbose=self.verbose, backend=self.backend)
+    _selection = staticmethod(foci)
 
 
 class LFOCISelector(_BaseFOCISelector):
@@ -261,9 +260,4 @@ class LFOCISelector(_BaseFOCISelector):
         self.verbose = verbose
         self.backend = backend
 
-    def _select(self, X, y):
-        return lfoci(X, y, groups=self.groups, max_features=self.max_features,
-                     stop=self.stop, standardize=self.standardize,
-                     noise_scale=self.noise_scale, n_neighbors=self.n_neighbors,
-                     random_state=self.random_state, n_jobs=self.n_jobs,
-                     verbose=self.verbose, backend=self.backend)
+    _selection = staticmethod(lfoci)
