@@ -411,7 +411,7 @@ def deep_model(args, name, make, image):
               "curvature": args.curvature,
               "curvature_samples": args.curvature_samples,
               "n_perturbations": args.perturbations, "max_parameters": args.max_parameters,
-              "random_state": args.seed}
+              "acceleration": args.acceleration, "random_state": args.seed}
     n_removals = 20 if args.quick else args.deep_removals
     rng = np.random.default_rng(args.seed)
     removed = [int(i) for i in rng.choice(n, n_removals, replace=False)]
@@ -720,6 +720,8 @@ def main(argv=None):
                         help="what the Unlearner's Newton steps solve (deep and transformer parts)")
     parser.add_argument("--max-dense", type=int, default=4096,
                         help="deep: blocks up to this size are solved densely, larger by CG")
+    parser.add_argument("--acceleration", default=None, choices=["subspace"],
+                        help="deep: the Unlearner's acceleration of its passes")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: timings of a shared machine)")
     args = parser.parse_args(argv)

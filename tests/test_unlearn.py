@@ -122,6 +122,82 @@ def test_iterated_passes_reduce_the_retained_gradient():
     assert all(after <= before for before, after in objectives)
 
 
+def least_squares_problem(n=120, d=5, outputs=3, seed=2):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    X[:, 1] += 0.9 * X[:, 0]                      # correlated inputs: coupled slices
+    y = X @ torch.randn(d, outputs, generator=gen, dtype=torch.float64) \
+        + torch.randn(n, outputs, generator=gen, dtype=torch.float64)
+    torch.manual_seed(seed)
+    loss_fn = nn.MSELoss()
+    return fit(nn.Linear(d, outputs).double(), loss_fn, X, y), loss_fn, X, y
+
+
+def test_subspace_pass_is_the_minimizer_over_the_block_and_layer_direction():
+    # On a quadratic objective one accelerated pass lands on the exact minimizer over
+    # span(block coordinates, the layer's block-Jacobi direction), computed here by hand.
+    # For least squares the Kronecker-factored unit blocks are exact, so the direction
+    # is the Newton step of the block-diagonal Hessian: with uncoupled output units that
+    # is the full Newton step, and the pass retrains exactly.
+    model, loss_fn, X, y = least_squares_problem()
+    keep = torch.tensor([i for i in range(len(X)) if i != 7])
+    w0 = flat(model).clone()
+    target = retrained(model, X, y, [7], loss_fn)
+
+    def retained_objective(w):
+        W, b = w[:15].reshape(3, 5), w[15:]
+        return loss_fn(X[keep] @ W.T + b, y[keep]) + WD / 2 * (w ** 2).sum()
+    g = torch.func.grad(retained_objective)(w0)
+    H = torch.func.hessian(retained_objective)(w0)
+    units = [[5 * u + j for j in range(5)] + [15 + u] for u in range(3)]
+    direction = torch.zeros(18, dtype=torch.float64)
+    for rows in units:
+        direction[rows] = torch.linalg.solve(H[rows][:, rows], g[rows])
+    block = torch.zeros(18, 6, dtype=torch.float64)
+    block[units[0], torch.arange(6)] = 1.0
+    basis = torch.cat([block, direction[:, None]], 1)
+    coefficients = torch.linalg.solve(basis.T @ H @ basis, -basis.T @ g)
+
+    u = Unlearner(model, loss_fn, (X, y), weight_decay=WD, selection=[("", 0)],
+                  objective="retained", acceleration="subspace", random_state=0)
+    report = u.forget(7)
+    assert torch.allclose(flat(model), w0 + basis @ coefficients, atol=1e-10, rtol=0)
+    assert torch.allclose(flat(model), flat(target), atol=1e-9, rtol=0)
+    assert report.passes[0]["n_directions"] == 1
+    assert report.n_parameters == 18 and len(report.slices) == 3
+    assert report.slices[0] == Slice("", 0)
+
+
+def test_subspace_passes_converge_faster_than_block_passes():
+    # the class rows of a softmax are coupled: block passes converge slowly
+    model, X, y = logistic_problem(classes=5)
+    target = retrained(model, X, y, [10])
+    gaps = {}
+    for acceleration in (None, "subspace"):
+        copy = clone(model)
+        u = Unlearner(copy, nn.CrossEntropyLoss(), (X, y), weight_decay=WD,
+                      selection="gradient", max_slices=1, max_passes=4,
+                      acceleration=acceleration, random_state=0)
+        report = u.forget(10)
+        assert all(p["accepted"] for p in report.passes)
+        gaps[acceleration] = float((flat(copy) - flat(target)).norm())
+        if acceleration:   # the earlier steps and the gradient
+            assert [p["n_directions"] for p in report.passes] == [1, 2, 3, 4]
+    assert gaps["subspace"] < 0.5 * gaps[None]
+
+
+def test_subspace_first_pass_is_at_least_as_good_as_the_block():
+    model, X, y = logistic_problem(classes=5)
+    values = {}
+    for acceleration in (None, "subspace"):
+        u = Unlearner(clone(model), nn.CrossEntropyLoss(), (X, y), weight_decay=WD,
+                      selection="gradient", max_slices=2, acceleration=acceleration,
+                      objective="retained", random_state=0)
+        report = u.forget([4, 9])
+        values[acceleration] = report.passes[0]["objective_after"]
+    assert values["subspace"] < values[None]
+
+
 # --- slices and hooks -----------------------------------------------------------------
 
 class TwoIdentical(nn.Module):
@@ -243,6 +319,7 @@ def test_n_is_decremented_and_bad_indices_refused():
     ({"max_parameters": 1.5}, "max_parameters"),
     ({"max_parameters": 0}, "max_parameters"),
     ({"max_passes": 0}, "max_passes"),
+    ({"acceleration": "momentum"}, "acceleration"),
     ({"n_perturbations": 3}, "n_perturbations"),
     ({"weight_decay": -1.0}, "weight_decay"),
     ({"noise": "laplace"}, "noise must be"),

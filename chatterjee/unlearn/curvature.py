@@ -9,7 +9,8 @@ the full Hessian (no finite differences, no stored training gradients).
 import torch
 from torch.func import functional_call, grad, hessian, jvp, vjp, vmap
 
-__all__ = ["BlockObjective", "conjugate_gradients", "damped_newton_step"]
+__all__ = ["BlockObjective", "SubspaceObjective", "conjugate_gradients",
+           "damped_newton_step", "layer_directions"]
 
 
 class BlockObjective:
@@ -154,6 +155,25 @@ class BlockObjective:
     def _unit_jacobians(self, theta, x, t, modules, segments):
         """Per-sample output Jacobians over the block (b, K, p) and loss Hessians in the
         outputs (b, K, K); None if a layer is not called once on 2-D input."""
+        layer_jacobians, A = self._layer_jacobians(theta, x, t, modules)
+        if len(layer_jacobians) != len(modules):
+            return None
+        b, K = A.shape[:2]
+        pieces = []
+        for module, attribute, rows in segments:
+            inputs, jz = layer_jacobians[module]
+            jz = jz[:, :, rows]
+            if attribute == "weight":
+                pieces.append((jz[..., None] * inputs[:, None, None, :]).reshape(b, K, -1))
+            else:
+                pieces.append(jz)
+        return torch.cat(pieces, dim=2), A
+
+    def _layer_jacobians(self, theta, x, t, modules):
+        """For each of ``modules`` called once on (batch, features) inputs: its inputs
+        (b, in) and the per-sample Jacobians of the model's outputs in the module's
+        outputs (b, K, out); and the loss Hessians in the outputs (b, K, K). Modules
+        called otherwise (or not at all) are left out."""
         captured = {module: [] for module in modules}
         handles = [module.register_forward_hook(
             lambda module, args, out: captured[module].append((args[0], out)))
@@ -165,33 +185,228 @@ class BlockObjective:
         finally:
             for handle in handles:
                 handle.remove()
-        if any(len(calls) != 1 or calls[0][0].ndim != 2 for calls in captured.values()):
-            return None
+        eligible = [m for m in modules
+                    if len(captured[m]) == 1 and captured[m][0][0].ndim == 2
+                    and captured[m][0][1].requires_grad]
         b, shape = x.shape[0], out.shape[1:]
         flat = out.reshape(b, -1)
         K = flat.shape[1]
-        cotangents = torch.eye(K, dtype=flat.dtype, device=flat.device)[:, None, :].expand(K, b, K)
-        unit_grads = torch.autograd.grad(flat, [captured[m][0][1] for m in modules],
-                                         grad_outputs=cotangents, is_grads_batched=True)
-        unit_grads = {m: g.permute(1, 0, 2) for m, g in zip(modules, unit_grads)}  # (b, K, out)
-        pieces = []
-        for module, attribute, rows in segments:
-            jz = unit_grads[module][:, :, rows]
-            if attribute == "weight":
-                inputs = captured[module][0][0].detach()
-                pieces.append((jz[..., None] * inputs[:, None, None, :]).reshape(b, K, -1))
-            else:
-                pieces.append(jz)
-        J = torch.cat(pieces, dim=2)
+        jacobians = {}
+        if eligible:
+            cotangents = torch.eye(K, dtype=flat.dtype,
+                                   device=flat.device)[:, None, :].expand(K, b, K)
+            unit_grads = torch.autograd.grad(flat, [captured[m][0][1] for m in eligible],
+                                             grad_outputs=cotangents, is_grads_batched=True,
+                                             allow_unused=True)
+            jacobians = {m: (captured[m][0][0].detach(), g.permute(1, 0, 2))
+                         for m, g in zip(eligible, unit_grads) if g is not None}
 
         def sample_loss(output, target):
             return self.loss_fn(output.reshape(1, *shape), target.unsqueeze(0))
         A = vmap(hessian(sample_loss))(flat.detach(), t)
-        return J, A
+        return jacobians, A
+
+    def kronecker_factors(self, modules, max_entries=2 ** 23):
+        """Kronecker factors of each linear layer's unit curvature blocks.
+
+        For an :class:`~torch.nn.Linear` layer called once on (batch, features) inputs
+        ``x``, the Gauss-Newton block of its unit u (weight row and bias entry) is
+        ``mean_i c_iu x_i x_i^T`` with ``x`` extended by a 1 for the bias and ``c_iu``
+        the curvature of sample i's loss in the unit's output. Its K-FAC approximation
+        (Martens and Grosse, 2015) is ``mean_i(c_iu) * mean_i(x_i x_i^T)``, averaged
+        over the curvature samples.
+
+        Returns
+        -------
+        dict
+            ``{module: (G, c)}``: the input second-moment matrix G (float64; with the
+            bias row and column last if the layer has a bias) and the unit curvatures c
+            (float64, one per output unit), for the modules this applies to.
+        """
+        sums, total = {}, self.curvature_samples.numel()
+        for x, t, _ in self._sweep(self.curvature_samples):
+            per_chunk = max(1, max_entries // max(1, x[0].numel() * 16))
+            for start in range(0, x.shape[0], per_chunk):
+                jacobians, A = self._layer_jacobians(
+                    self.theta, x[start:start + per_chunk], t[start:start + per_chunk],
+                    modules)
+                for module, (inputs, jz) in jacobians.items():
+                    inputs = inputs.double()
+                    if module.bias is not None:
+                        inputs = torch.cat([inputs, torch.ones_like(inputs[:, :1])], 1)
+                    jz = jz.double()
+                    curvature = torch.einsum("bku,bkl,blu->u", jz, A.double(), jz)
+                    G, c = sums.get(module, (0.0, 0.0))
+                    sums[module] = (G + inputs.T @ inputs, c + curvature)
+        return {module: (G / total, c / total) for module, (G, c) in sums.items()}
 
     def hessian_vector(self, theta, vector, *, kind="exact"):
         """Curvature times one vector (float64 in and out)."""
         return self._products(theta, vector.to(theta.dtype).unsqueeze(0), kind)[0].double()
+
+
+class SubspaceObjective:
+    """A block objective widened by a few directions over all parameters.
+
+    The variables are the coordinates ``c = (a, b)`` of a step ``s = E_P a + Q b`` in
+    the full sliced-parameter vector: ``a`` moves the block P entry by entry (as a
+    :class:`BlockObjective` on P does), ``b`` moves along an orthonormal basis Q of the
+    ``directions`` with their P entries removed, so the basis is orthonormal and a
+    damping ``mu I`` in ``c`` is a damping ``mu I`` of the step. A Newton step in
+    ``c`` minimizes the local quadratic model over span(P, directions): with the
+    earlier steps of a removal and the current gradient as directions, block Newton
+    passes become a block Krylov (subspace-accelerated) method, as a coarse-space
+    correction accelerates block (domain-decomposition) solvers.
+
+    The block curvature comes from ``block_objective`` (so its fast assembly is kept);
+    its coupling to the directions costs one curvature-vector product per direction.
+
+    Parameters
+    ----------
+    block_objective : BlockObjective
+        The objective on P.
+    full_objective : BlockObjective
+        The same objective on every sliced parameter (same data, curvature samples and
+        offset); its block must contain P.
+    directions : list of Tensor
+        Vectors over ``full_objective``'s block. Linearly dependent ones (after P is
+        removed) are dropped.
+    """
+
+    def __init__(self, block_objective, full_objective, directions):
+        self.block_objective, self.full = block_objective, full_objective
+        full_block = full_objective.block
+        device = full_objective.theta.device
+        index = {name: torch.zeros(full_objective.params[name].shape, dtype=torch.float64,
+                                   device=device) for name in full_block.rows}
+        size = full_objective.theta.numel()
+        numbered = full_block.scatter(index, torch.arange(size, dtype=torch.float64,
+                                                          device=device))
+        self.positions = block_objective.block.gather(numbered).long()
+        self.Q = _orthonormal_outside(directions, self.positions, size, device)
+        self.n_block = self.positions.numel()
+        self.theta = torch.zeros(self.n_block + self.Q.shape[1],
+                                 dtype=block_objective.theta.dtype,
+                                 device=block_objective.theta.device)
+
+    def step_in_full(self, c):
+        """The step ``E_P a + Q b`` over the full block (float64)."""
+        c = c.double()
+        step = self.Q @ c[self.n_block:]
+        step[self.positions] += c[:self.n_block]
+        return step
+
+    def restrict(self, vector):
+        """A full-block vector in the coordinates: ``(vector[P], Q^T vector)``."""
+        vector = vector.double()
+        return torch.cat([vector[self.positions], self.Q.T @ vector])
+
+    def value(self, c):
+        """The objective at the step ``c``."""
+        full = self.full
+        return full.value(full.theta + self.step_in_full(c).to(full.theta.dtype))
+
+    def gradient(self, c):
+        """The gradient in the coordinates ``c``."""
+        full = self.full
+        at = full.theta + self.step_in_full(c).to(full.theta.dtype)
+        return self.restrict(full.gradient(at)).to(self.theta.dtype)
+
+    def hessian(self, c, *, kind="exact"):
+        """The dense curvature in the coordinates, at ``c = 0`` (float64)."""
+        if bool(c.any()):
+            raise ValueError("the subspace curvature is built at c = 0 only")
+        full = self.full
+        block = self.block_objective.hessian(self.block_objective.theta, kind=kind)
+        if not self.Q.shape[1]:
+            return block
+        products = full._products(full.theta, self.Q.T.to(full.theta.dtype), kind).double()
+        cross = products[:, self.positions]
+        inner = products @ self.Q
+        matrix = torch.cat([torch.cat([block, cross.T], 1), torch.cat([cross, inner], 1)])
+        return 0.5 * (matrix + matrix.T)
+
+    def hessian_vector(self, c, vector, *, kind="exact"):
+        """Curvature times one coordinate vector (float64 in and out)."""
+        full = self.full
+        product = full.hessian_vector(full.theta, self.step_in_full(vector), kind=kind)
+        return self.restrict(product)
+
+
+def layer_directions(objective, gradient, layers):
+    """Search directions for :class:`SubspaceObjective`: one per sliced layer.
+
+    For a linear layer applied to (batch, features) inputs, the layer's gradient
+    preconditioned by the Kronecker-factored approximation of each unit's curvature
+    block (:meth:`BlockObjective.kronecker_factors`) plus the weight decay: a
+    block-Jacobi (per-slice Newton) direction. For other layers (convolutions,
+    attention, linear layers on sequences), the layer's gradient.
+
+    Parameters
+    ----------
+    objective : BlockObjective
+        The objective on every sliced parameter.
+    gradient : dict of str to Tensor
+        The objective's gradient by parameter name.
+    layers : iterable of _Layer
+        The sliced layers (:attr:`SliceMap.layers` values).
+
+    Returns
+    -------
+    list of Tensor
+        Vectors over ``objective``'s block, one per layer whose gradient is not zero.
+    """
+    layers = list(layers)
+    linear = [layer.module for layer in layers if isinstance(layer.module, torch.nn.Linear)
+              and layer.hooked is layer.module]
+    factors = objective.kronecker_factors(linear) if linear else {}
+    directions = []
+    for layer in layers:
+        names = [name for name in (layer.weight, layer.bias) if name is not None]
+        pieces = {name: torch.zeros_like(g) for name, g in gradient.items()}
+        if layer.module in factors:
+            G, c = factors[layer.module]
+            R = torch.cat([gradient[name].double().reshape(layer.n_units, -1)
+                           for name in names], 1)
+            eigenvalues, V = torch.linalg.eigh(G)
+            curvature = c[:, None] * eigenvalues.clamp(min=0)[None, :]
+            scale = curvature + objective.weight_decay
+            # a relative floor for directions without curvature (no weight decay)
+            scale = scale.clamp(min=max(1e-8 * float(scale.max()),
+                                        torch.finfo(torch.float64).tiny))
+            Z = ((R @ V) / scale) @ V.T
+            width = gradient[layer.weight][0].numel()
+            pieces[layer.weight] = Z[:, :width].reshape(gradient[layer.weight].shape)
+            if layer.bias is not None:
+                pieces[layer.bias] = Z[:, width]
+        else:
+            for name in names:
+                pieces[name] = gradient[name]
+        pieces = {name: value.to(gradient[name].dtype) for name, value in pieces.items()}
+        vector = objective.block.gather(pieces)
+        if bool(vector.any()):
+            directions.append(vector)
+    return directions
+
+
+def _orthonormal_outside(directions, positions, size, device, rtol=1e-8):
+    """An orthonormal basis (size, r) of the directions with the entries at
+    ``positions`` zeroed; directions that add less than ``rtol`` of their norm are
+    dropped."""
+    basis = []
+    for direction in directions:
+        v = direction.double().to(device).clone()
+        v[positions] = 0.0
+        norm = float(v.norm())
+        for q in basis:                      # twice for numerical orthogonality
+            v -= (q @ v) * q
+        for q in basis:
+            v -= (q @ v) * q
+        if norm > 0 and float(v.norm()) > rtol * norm:
+            basis.append(v / v.norm())
+    if not basis:
+        return torch.zeros(size, 0, dtype=torch.float64, device=device)
+    return torch.stack(basis, 1)
 
 
 def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=4096,

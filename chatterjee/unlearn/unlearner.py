@@ -10,7 +10,12 @@ import torch
 
 from .._validation import check_random_state
 from ._data import TrainingData
-from .curvature import BlockObjective, damped_newton_step
+from .curvature import (
+    BlockObjective,
+    SubspaceObjective,
+    damped_newton_step,
+    layer_directions,
+)
 from .noise import sekhari_noise_std
 from .perturb import gaussian_perturbation, perturbation_table
 from .select import SELECTIONS, cap_slices, check_explicit, lfoci_slices, rank_by_gradient
@@ -28,11 +33,14 @@ class ForgetReport:
     indices : list of int
         The removed training samples.
     slices : list of Slice
-        Every slice updated, in the order first chosen.
+        Every slice updated: the blocks chosen, in the order first chosen, then (with
+        ``acceleration="subspace"``) the other slices the extra directions moved.
     n_parameters : int
         Parameters updated (the union over passes).
     passes : list of dict
-        Per pass: ``slices``, ``n_parameters``, ``solver``, ``damping``,
+        Per pass: ``slices`` (the block chosen), ``n_parameters`` (entries changed),
+        ``n_directions`` (extra directions of ``acceleration="subspace"``), ``solver``,
+        ``damping``,
         ``curvature_min``, ``accepted``, ``objective_before``, ``objective_after``
         (the objective the step solves), ``retained_gradient_norm`` and
         ``target_gradient_norm`` (the norm of that objective's gradient; the same for
@@ -131,6 +139,15 @@ class Unlearner:
         gradient is largest (the Gauss-Southwell rule of block coordinate descent,
         under the same caps), until the retained gradient norm is at most ``tol``.
         With ``"full"`` or an explicit list, every pass updates the same block.
+    acceleration : {None, "subspace"}, default=None
+        ``"subspace"``: each pass minimizes the quadratic model over the chosen block
+        *and* a few directions over all sliced parameters, the removal's earlier steps
+        and the current gradient (a block Krylov method; see
+        :class:`~chatterjee.unlearn.curvature.SubspaceObjective`). It costs one
+        curvature-vector product per direction and makes the passes converge faster
+        when blocks are coupled (the class rows of a softmax), but then a pass moves
+        every sliced parameter, each slice outside the block along those directions
+        only.
     tol : float, default=1e-10
         Stop the passes once the gradient norm of the objective solved is at most
         this.
@@ -207,7 +224,7 @@ class Unlearner:
                  n_perturbations=256, perturbation=0.1, max_slices=None,
                  max_parameters=0.3, objective="influence", curvature="exact",
                  curvature_samples=None,
-                 max_passes=1, tol=1e-10, noise=None, epsilon=1.0, delta=1e-5,
+                 max_passes=1, acceleration=None, tol=1e-10, noise=None, epsilon=1.0, delta=1e-5,
                  budget=None, position_mask=None, batch_size=None, max_dense=4096,
                  random_state=None):
         if not isinstance(model, torch.nn.Module):
@@ -238,6 +255,9 @@ class Unlearner:
         self.curvature_samples = None if curvature_samples is None else _check_int(
             curvature_samples, "curvature_samples", low=1)
         self.max_passes = _check_int(max_passes, "max_passes", low=1)
+        if acceleration not in (None, "subspace"):
+            raise ValueError(f"acceleration must be None or 'subspace', got {acceleration!r}")
+        self.acceleration = acceleration
         self.tol = _check_real(tol, "tol", low=0.0)
         if not (noise is None or noise == "sekhari"
                 or (isinstance(noise, Real) and noise >= 0)):
@@ -325,7 +345,10 @@ class Unlearner:
                          for name, g in self._loss_gradient(removed).items()}
             offset = {name: g + influence[name] for name, g in gradient.items()}
             gradient = {name: -g for name, g in influence.items()}
-        updated = []
+        updated, steps = [], []
+        everything = self.slice_map.block(self.slice_map.slices)
+        start = everything.gather({name: p.detach() for name, p in
+                                   self.model.named_parameters()}).clone()
         for _ in range(self.max_passes):
             if report.passes and report.passes[-1]["target_gradient_norm"] <= self.tol:
                 break
@@ -333,11 +356,28 @@ class Unlearner:
             slices = self._select(removed, gradient, first_pass=not report.passes)
             timings["selection"] += time.perf_counter() - tick
             tick = time.perf_counter()
-            objective = self._objective(retained, slices, offset)
-            theta = objective.theta
-            step, info = damped_newton_step(objective, theta, objective.gradient(theta),
-                                            kind=self.curvature, max_dense=self.max_dense)
-            objective.block.write(self.model, theta + step)
+            curvature = self._curvature_samples(retained)
+            objective = self._objective(retained, slices, offset, curvature)
+            if self.acceleration == "subspace":
+                full = self._objective(retained, self.slice_map.slices, offset, curvature)
+                directions = layer_directions(full, gradient, self.slice_map.layers.values())
+                objective = SubspaceObjective(objective, full, steps + directions)
+                theta = objective.theta
+                step, info = damped_newton_step(
+                    objective, theta,
+                    objective.restrict(everything.gather(gradient)).to(theta.dtype),
+                    kind=self.curvature, max_dense=self.max_dense)
+                full_step = objective.step_in_full(step)
+                full.block.write(self.model, full.theta + full_step.to(full.theta.dtype))
+                steps.append(full_step)
+                info = {**info, "n_parameters": int((full_step != 0).sum()),
+                        "n_directions": objective.Q.shape[1]}
+            else:
+                theta = objective.theta
+                step, info = damped_newton_step(objective, theta, objective.gradient(theta),
+                                                kind=self.curvature, max_dense=self.max_dense)
+                objective.block.write(self.model, theta + step)
+                info = {**info, "n_parameters": theta.numel(), "n_directions": 0}
             timings["newton"] += time.perf_counter() - tick
             gradient = self._retained_gradient(retained)
             report.retained_gradient_norm_after = _norm(gradient)
@@ -345,12 +385,14 @@ class Unlearner:
                 gradient = {name: g - offset[name] for name, g in gradient.items()}
             updated.extend(s for s in slices if s not in updated)
             report.passes.append({**info, "slices": slices,
-                                  "n_parameters": theta.numel(),
                                   "retained_gradient_norm": report.retained_gradient_norm_after,
                                   "target_gradient_norm": _norm(gradient)})
+        params = {name: p.detach() for name, p in self.model.named_parameters()}
+        if steps:                   # the slices the extra directions moved
+            changed = everything.gather(params) != start
+            updated.extend(s for s in self._slices_changed(changed) if s not in updated)
         report.slices = updated
         block = self.slice_map.block(updated)
-        params = {name: p.detach() for name, p in self.model.named_parameters()}
         report.n_parameters = block.size(params)
         report.noise_std = self._noise_std(len(indices))
         if report.noise_std > 0:
@@ -406,11 +448,24 @@ class Unlearner:
             return sum(float(self.loss_fn(self.model(inputs), targets)) * inputs.shape[0]
                        for inputs, targets in self.data.batches(indices)) / len(indices)
 
-    def _objective(self, retained, slices, offset=None):
-        curvature = None
-        if self.curvature_samples is not None and self.curvature_samples < len(retained):
-            chosen = self._rng.choice(len(retained), self.curvature_samples, replace=False)
-            curvature = retained[torch.from_numpy(np.sort(chosen))]
+    def _curvature_samples(self, retained):
+        """A random subsample of the retained samples for the curvature, or None."""
+        if self.curvature_samples is None or self.curvature_samples >= len(retained):
+            return None
+        chosen = self._rng.choice(len(retained), self.curvature_samples, replace=False)
+        return retained[torch.from_numpy(np.sort(chosen))]
+
+    def _slices_changed(self, changed):
+        """The slices with an entry flagged in ``changed`` (a mask over all slices)."""
+        params = dict(self.model.named_parameters())
+        everything = self.slice_map.block(self.slice_map.slices)
+        zeros = {name: torch.zeros(params[name].shape, dtype=torch.float64,
+                                   device=params[name].device) for name in everything.rows}
+        flags = everything.scatter(zeros, changed.to(torch.float64))
+        return [s for s in self.slice_map.slices
+                if bool(self.slice_map.block([s]).gather(flags).any())]
+
+    def _objective(self, retained, slices, offset, curvature):
         block = self.slice_map.block(slices)
         if offset is not None:
             offset = block.gather(offset)
