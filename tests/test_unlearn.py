@@ -515,25 +515,33 @@ def test_block_hessian_is_the_full_hessian_sub_block():
     assert torch.allclose(objective.hessian_vector(objective.theta, v), H @ v, atol=1e-10)
 
 
-@pytest.mark.parametrize("model_kind", ["mlp", "conv"])
+@pytest.mark.parametrize("model_kind", ["mlp", "conv", "transformer"])
 def test_gauss_newton_matrix_equals_its_products(model_kind):
-    """The linear-layer assembly (MLP) and the product columns (convolution) agree."""
+    """The linear-layer assembly (MLP) and the per-sample Jacobians (convolution,
+    attention) give the matrix of the Gauss-Newton products."""
     torch.manual_seed(1)
     if model_kind == "mlp":
         model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3)).double()
         X = torch.randn(40, 6, dtype=torch.float64)
         chosen = [Slice("0", 1), Slice("0", 4), Slice("2", 0), Slice("2", 2)]
-    else:
+    elif model_kind == "conv":
         model = Reused().double()
         X = torch.randn(40, 1, 4, 4, dtype=torch.float64)
         chosen = [Slice("conv", 2), Slice("head", 1)]
+    else:
+        model = TinyTransformer().double().eval()
+        X = torch.randint(1, 20, (40, 5))
+        X[:10, 3:] = 0
+        chosen = [Slice("encoder.self_attn.out_proj", 1), Slice("encoder.linear1", 3),
+                  Slice("head", 0)]
     y = torch.randint(0, 3 if model_kind == "mlp" else 2, (40,))
     objective = BlockObjective(model, nn.CrossEntropyLoss(), TrainingData((X, y), batch_size=16),
                                torch.arange(40), 0.01, SliceMap(model).block(chosen))
     p = len(objective.theta)
     products = objective._products(objective.theta, torch.eye(p, dtype=torch.float64),
                                    "gauss_newton")
-    assert (objective._linear_gauss_newton(objective.theta) is None) == (model_kind == "conv")
+    assert (objective._linear_gauss_newton(objective.theta) is None) == (model_kind != "mlp")
+    assert objective._jacobian_gauss_newton(objective.theta) is not None
     G = objective.hessian(objective.theta, kind="gauss_newton")
     assert torch.allclose(G, 0.5 * (products + products.T), atol=1e-12)
 

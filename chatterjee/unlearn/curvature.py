@@ -7,7 +7,9 @@ the full Hessian (no finite differences, no stored training gradients).
 """
 
 import torch
-from torch.func import functional_call, grad, hessian, jvp, vjp, vmap
+from torch.func import functional_call, grad, hessian, jacrev, jvp, vjp, vmap
+
+from .slices import unfused_attention
 
 __all__ = ["BlockObjective", "SubspaceObjective", "conjugate_gradients",
            "damped_newton_step", "layer_directions"]
@@ -53,9 +55,14 @@ class BlockObjective:
         self._norm_rest = rest - float((self.theta ** 2).sum())
         self.offset = torch.zeros_like(self.theta) if offset is None else offset.to(self.theta)
 
+    def _call(self, params, inputs):
+        """The model's output with ``params`` (transformer layers unfused)."""
+        with unfused_attention():
+            return functional_call(self.model, (params, self.buffers), (inputs,))
+
     def _batch_loss(self, theta, inputs, targets):
         params = self.block.scatter(self.params, theta)
-        return self.loss_fn(functional_call(self.model, (params, self.buffers), (inputs,)),
+        return self.loss_fn(self._call(params, inputs),
                             targets)
 
     def _sweep(self, indices):
@@ -89,7 +96,7 @@ class BlockObjective:
         def gauss_newton_product(x, t):
             def outputs(th):
                 params = self.block.scatter(self.params, th)
-                return functional_call(self.model, (params, self.buffers), (x,))
+                return self._call(params, x)
             out, pullback = vjp(outputs, theta)
             _, loss_curvature = vjp(grad(lambda o: self.loss_fn(o, t)), out)
 
@@ -117,7 +124,11 @@ class BlockObjective:
         output instead of one product per parameter. Otherwise it is built from
         products like the exact Hessian.
         """
-        matrix = self._linear_gauss_newton(theta) if kind == "gauss_newton" else None
+        matrix = None
+        if kind == "gauss_newton":
+            matrix = self._linear_gauss_newton(theta)
+            if matrix is None:
+                matrix = self._jacobian_gauss_newton(theta)
         if matrix is None:
             p = theta.numel()
             eye = torch.eye(p, dtype=theta.dtype, device=theta.device)
@@ -152,6 +163,38 @@ class BlockObjective:
         return total + self.weight_decay * torch.eye(p, dtype=torch.float64,
                                                      device=theta.device)
 
+    def _jacobian_gauss_newton(self, theta, max_entries=2 ** 23):
+        """The Gauss-Newton block from per-sample Jacobians of the outputs in the block
+        (``torch.func.jacrev`` under ``vmap``: one backward pass per output), for any
+        architecture; None if the model cannot be called per sample under ``vmap``."""
+        p = theta.numel()
+
+        def outputs(th, x):
+            params = self.block.scatter(self.params, th)
+            out = self._call(params, x.unsqueeze(0))
+            return out.reshape(-1), out
+
+        total = torch.zeros(p, p, dtype=torch.float64, device=theta.device)
+        try:
+            for x, t, w in self._sweep(self.curvature_samples):
+                with torch.no_grad():               # chunks of at most max_entries in J
+                    K = outputs(theta, x[0])[0].numel()
+                per_chunk = max(1, max_entries // (p * K))
+                for start in range(0, x.shape[0], per_chunk):
+                    xs, ts = x[start:start + per_chunk], t[start:start + per_chunk]
+                    J, out = vmap(jacrev(outputs, has_aux=True), in_dims=(None, 0))(theta, xs)
+                    shape = out.shape[2:]
+
+                    def sample_loss(output, target, shape=shape):
+                        return self.loss_fn(output.reshape(1, *shape), target.unsqueeze(0))
+                    A = vmap(hessian(sample_loss))(out.detach().reshape(xs.shape[0], -1), ts)
+                    total += (w / x.shape[0]) * (J.reshape(-1, p).T
+                                                 @ torch.bmm(A, J).reshape(-1, p)).double()
+        except (RuntimeError, NotImplementedError):
+            return None     # an operation without a batching rule: use products
+        return total + self.weight_decay * torch.eye(p, dtype=torch.float64,
+                                                     device=theta.device)
+
     def _unit_jacobians(self, theta, x, t, modules, segments):
         """Per-sample output Jacobians over the block (b, K, p) and loss Hessians in the
         outputs (b, K, K); None if a layer is not called once on 2-D input."""
@@ -181,7 +224,7 @@ class BlockObjective:
         try:
             with torch.enable_grad():
                 params = self.block.scatter(self.params, theta.detach().requires_grad_())
-                out = functional_call(self.model, (params, self.buffers), (x,))
+                out = self._call(params, x)
         finally:
             for handle in handles:
                 handle.remove()

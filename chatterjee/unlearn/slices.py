@@ -8,6 +8,7 @@ identically configured layers keep separate slices), and their parameters are
 addressed through ``model.named_parameters()`` names.
 """
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -163,6 +164,25 @@ class Block:
                 params[name].copy_(updated[name])
 
 
+@contextlib.contextmanager
+def unfused_attention():
+    """Turn off the fused fast path of transformer layers (eval mode, no autograd).
+
+    The fused kernel calls no submodule (their hooks would not fire) and has no
+    forward-mode derivative (Jacobian-vector products fail).
+    """
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None:
+        yield
+        return
+    enabled = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(enabled)
+
+
 def record_activations(model, layers, inputs, *, position_mask=None):
     """Per-unit activations of ``layers`` on a batch, one column per unit and call.
 
@@ -212,17 +232,10 @@ def record_activations(model, layers, inputs, *, position_mask=None):
 
     handles = [layer.hooked.register_forward_hook(hook_for(layer))
                for layer in layers.values()]
-    # the fused fast path of transformer layers (eval mode, no autograd) does not call
-    # their submodules, so their hooks would not fire
-    mha = getattr(torch.backends, "mha", None)
-    fastpath = mha.get_fastpath_enabled() if mha is not None else None
     try:
-        if mha is not None:
-            mha.set_fastpath_enabled(False)
-        outputs = model(inputs)
+        with unfused_attention():
+            outputs = model(inputs)
     finally:
-        if mha is not None:
-            mha.set_fastpath_enabled(fastpath)
         for handle in handles:
             handle.remove()
     columns = [values for _, values in recorded]
