@@ -6,6 +6,8 @@ which only the block is a variable, so the block Hessian is exactly the sub-bloc
 the full Hessian (no finite differences, no stored training gradients).
 """
 
+import warnings
+
 import torch
 from torch.func import functional_call, grad, hessian, jacrev, jvp, vjp, vmap
 
@@ -175,23 +177,24 @@ class BlockObjective:
             return out.reshape(-1), out
 
         total = torch.zeros(p, p, dtype=torch.float64, device=theta.device)
-        try:
-            for x, t, w in self._sweep(self.curvature_samples):
-                with torch.no_grad():               # chunks of at most max_entries in J
-                    K = outputs(theta, x[0])[0].numel()
-                per_chunk = max(1, max_entries // (p * K))
-                for start in range(0, x.shape[0], per_chunk):
-                    xs, ts = x[start:start + per_chunk], t[start:start + per_chunk]
-                    J, out = vmap(jacrev(outputs, has_aux=True), in_dims=(None, 0))(theta, xs)
-                    shape = out.shape[2:]
-
-                    def sample_loss(output, target, shape=shape):
-                        return self.loss_fn(output.reshape(1, *shape), target.unsqueeze(0))
-                    A = vmap(hessian(sample_loss))(out.detach().reshape(xs.shape[0], -1), ts)
-                    total += (w / x.shape[0]) * (J.reshape(-1, p).T
-                                                 @ torch.bmm(A, J).reshape(-1, p)).double()
-        except (RuntimeError, NotImplementedError):
-            return None     # an operation without a batching rule: use products
+        with warnings.catch_warnings():
+            # operations without a batching rule run in a loop (slower, still exact)
+            warnings.filterwarnings("ignore", message="There is a performance drop")
+            try:
+                for x, t, w in self._sweep(self.curvature_samples):
+                    with torch.no_grad():       # chunks of at most max_entries in J
+                        K = outputs(theta, x[0])[0].numel()
+                    per_chunk = max(1, max_entries // (p * K))
+                    for start in range(0, x.shape[0], per_chunk):
+                        xs, ts = x[start:start + per_chunk], t[start:start + per_chunk]
+                        J, out = vmap(jacrev(outputs, has_aux=True),
+                                      in_dims=(None, 0))(theta, xs)
+                        A = self._output_hessians(out.detach().reshape(xs.shape[0], -1),
+                                                  ts, out.shape[2:])
+                        total += (w / x.shape[0]) * (
+                            J.reshape(-1, p).T @ torch.bmm(A, J).reshape(-1, p)).double()
+            except (RuntimeError, NotImplementedError):
+                return None  # an operation without a batching rule: use products
         return total + self.weight_decay * torch.eye(p, dtype=torch.float64,
                                                      device=theta.device)
 
@@ -243,11 +246,13 @@ class BlockObjective:
                                              allow_unused=True)
             jacobians = {m: (captured[m][0][0].detach(), g.permute(1, 0, 2))
                          for m, g in zip(eligible, unit_grads) if g is not None}
+        return jacobians, self._output_hessians(flat.detach(), t, shape)
 
+    def _output_hessians(self, flat_outputs, targets, shape):
+        """Hessians (b, K, K) of each sample's loss in its flattened outputs."""
         def sample_loss(output, target):
             return self.loss_fn(output.reshape(1, *shape), target.unsqueeze(0))
-        A = vmap(hessian(sample_loss))(flat.detach(), t)
-        return jacobians, A
+        return vmap(hessian(sample_loss))(flat_outputs, targets)
 
     def kronecker_factors(self, modules, max_entries=2 ** 23):
         """Kronecker factors of each linear layer's unit curvature blocks.
