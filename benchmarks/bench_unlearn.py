@@ -170,8 +170,13 @@ def convex(args):
     n_removals = 3 if args.quick else args.removals
     rng = np.random.default_rng(args.seed)
     indices = rng.choice(n, n_removals, replace=False)
-    rules = ["full", "lfoci", "random", "gradient", "passes", "gpasses"]
-    iterated = ("passes", "gpasses")
+    rules = ["full", "lfoci", "random", "gradient", "passes", "gpasses", "lfoci_sub",
+             "passes_sub", "gpasses_sub"]
+    iterated = ("passes", "gpasses", "passes_sub", "gpasses_sub")
+    # the first pass's rule, acceleration, and the key of its one-pass run if reported
+    iterated_runs = {"passes": ("lfoci", None, None), "gpasses": ("gradient", None, None),
+                     "passes_sub": ("lfoci", "subspace", "lfoci_sub"),
+                     "gpasses_sub": ("gradient", "subspace", None)}
     gaps = {rule: [] for rule in rules}
     times = {rule: [] for rule in rules}
     params = {rule: [] for rule in rules}
@@ -199,10 +204,18 @@ def convex(args):
         count = len(results["lfoci"][1].slices)
         results["random"] = run(selection="random", max_slices=count)
         results["gradient"] = run(selection="gradient", max_slices=count)
-        results["passes"] = run(selection="lfoci", max_passes=args.passes,
-                                max_parameters=0.3)
-        results["gpasses"] = run(selection="gradient", max_passes=args.passes,
-                                 max_parameters=0.3)
+        # A run with max_passes=p repeats the first p passes of a longer run (same
+        # seed), so the per-pass curve is a run per p.
+        for rule, (first, acceleration, one_pass) in iterated_runs.items():
+            curve = []
+            for p in range(1, args.passes + 1):
+                outcome = run(selection=first, max_passes=p, max_parameters=0.3,
+                              acceleration=acceleration)
+                curve.append(gap_closed(original, outcome[0], retrained))
+                if p == 1 and one_pass:
+                    results[one_pass] = outcome
+            results[rule] = outcome
+            per_pass[rule].append(curve)
         for rule, (model, report, seconds) in results.items():
             gaps[rule].append(gap_closed(original, model, retrained))
             times[rule].append(seconds)
@@ -210,9 +223,6 @@ def convex(args):
         chosen = [set(results[rule][1].slices) for rule in ("lfoci", "gradient")]
         same_slices.append(chosen[0] == chosen[1])
         overlap.append(len(chosen[0] & chosen[1]) / len(chosen[0] | chosen[1]))
-        for rule in iterated:
-            per_pass[rule].append(replay_passes(original, retrained, train_data, index,
-                                                results[rule][1], common, seed))
         print(f"  removal {k + 1}/{n_removals} (index {index}): gap closed "
               + ", ".join(f"{rule} {gaps[rule][-1]:.3f}" for rule in rules), flush=True)
     print()
@@ -222,7 +232,11 @@ def convex(args):
               "random": "random block (same count)",
               "gradient": "gradient norm (same count)",
               "passes": f"L-FOCI first, up to {args.passes} passes",
-              "gpasses": f"gradient first, up to {args.passes} passes"}
+              "gpasses": f"gradient first, up to {args.passes} passes",
+              "lfoci_sub": "L-FOCI, 1 pass, subspace-accelerated",
+              "passes_sub": f"L-FOCI first, up to {args.passes} passes, subspace-accelerated",
+              "gpasses_sub": f"gradient first, up to {args.passes} passes, "
+                             "subspace-accelerated"}
     rows = []
     for rule in rules:
         rows.append([labels[rule], median(gaps[rule]), float(np.quantile(gaps[rule], 0.25)),
@@ -253,21 +267,6 @@ def convex(args):
     return {"gaps": gaps, "times": times, "retrain": retrain_times, "per_pass": curves}
 
 
-def replay_passes(original, retrained, train_data, index, report, common, seed):
-    """Gap closed after each pass of an iterated removal, by replaying its passes.
-
-    Every pass is a one-pass removal with the slices the iterated run chose (an explicit
-    selection) applied to the model the previous pass left: the same block Newton step.
-    """
-    model, closed = copy.deepcopy(original), []
-    for record in report.passes:
-        unlearner = Unlearner(model, LOSS, train_data, selection=record["slices"],
-                              random_state=seed, **common)
-        unlearner.forget(index)
-        closed.append(gap_closed(original, model, retrained))
-    return closed
-
-
 def plot_passes(curves, gaps, n_passes):
     import matplotlib
     matplotlib.use("Agg")
@@ -276,15 +275,19 @@ def plot_passes(curves, gaps, n_passes):
     FIGURES.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     passes = np.arange(1, n_passes + 1)
-    for rule, color, label in (("passes", "tab:blue", "L-FOCI first"),
-                               ("gpasses", "tab:orange", "gradient first")):
-        for row in curves[rule]:
-            axes[0].plot(passes, row, color=color, alpha=0.15)
+    for rule, color, style, label in (
+            ("passes", "tab:blue", "-", "L-FOCI first"),
+            ("gpasses", "tab:orange", "-", "gradient first"),
+            ("passes_sub", "tab:blue", ":", "L-FOCI first, subspace"),
+            ("gpasses_sub", "tab:orange", ":", "gradient first, subspace")):
+        if style == "-":
+            for row in curves[rule]:
+                axes[0].plot(passes, row, color=color, alpha=0.12)
         axes[0].plot(passes, np.median(curves[rule], axis=0), color=color, lw=2.5,
-                     marker="o", label=f"{label} (median)")
+                     ls=style, marker="o", label=f"{label} (median)")
     axes[0].axhline(median(gaps["full"]), color="k", ls="--", label="full Newton (median)")
     axes[0].set(xlabel="pass", ylabel="gap closed", ylim=(0, 1.05), xticks=passes,
-                title="Iterated block passes (<= 30 % of parameters each)")
+                title="Iterated passes (blocks of <= 30 % of parameters)")
     axes[0].legend(loc="lower right")
     rules = ["full", "lfoci", "gradient", "random"]
     axes[1].boxplot([gaps[r] for r in rules])

@@ -141,13 +141,16 @@ class Unlearner:
         With ``"full"`` or an explicit list, every pass updates the same block.
     acceleration : {None, "subspace"}, default=None
         ``"subspace"``: each pass minimizes the quadratic model over the chosen block
-        *and* a few directions over all sliced parameters, the removal's earlier steps
-        and the current gradient (a block Krylov method; see
-        :class:`~chatterjee.unlearn.curvature.SubspaceObjective`). It costs one
-        curvature-vector product per direction and makes the passes converge faster
-        when blocks are coupled (the class rows of a softmax), but then a pass moves
-        every sliced parameter, each slice outside the block along those directions
-        only.
+        *and* a few directions over all sliced parameters: the removal's earlier steps
+        and, per layer, the gradient preconditioned by a Kronecker-factored (K-FAC)
+        approximation of each unit's curvature block (linear layers on (batch,
+        features) inputs; the plain gradient for other layers). Earlier steps make the
+        passes a block Krylov method; the per-layer directions are a block-Jacobi
+        (per-slice Newton) correction, as a coarse space accelerates a
+        domain-decomposition solver. It costs one curvature-vector product per
+        direction and makes the passes converge much faster when blocks are coupled
+        (the class rows of a softmax), but a pass then moves every sliced parameter,
+        each slice outside the block along those few directions only.
     tol : float, default=1e-10
         Stop the passes once the gradient norm of the objective solved is at most
         this.
