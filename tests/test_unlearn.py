@@ -19,7 +19,11 @@ from chatterjee.unlearn import (
     token_replacement,
 )
 from chatterjee.unlearn._data import TrainingData
-from chatterjee.unlearn.curvature import BlockObjective, damped_newton_step
+from chatterjee.unlearn.curvature import (
+    BlockObjective,
+    damped_newton_step,
+    layer_directions,
+)
 
 WD = 1e-2
 
@@ -544,6 +548,51 @@ def test_gauss_newton_matrix_equals_its_products(model_kind):
     assert objective._jacobian_gauss_newton(objective.theta) is not None
     G = objective.hessian(objective.theta, kind="gauss_newton")
     assert torch.allclose(G, 0.5 * (products + products.T), atol=1e-12)
+
+
+def test_kronecker_factors_and_layer_directions():
+    """K-FAC factors from first principles; one direction per layer: preconditioned for
+    a linear layer called once on 2-D input, the plain gradient otherwise."""
+    torch.manual_seed(2)
+    model = Reused().double()
+    X = torch.randn(30, 1, 4, 4, dtype=torch.float64)
+    y = torch.randint(0, 2, (30,))
+    loss_fn = nn.CrossEntropyLoss()
+    slice_map = SliceMap(model)
+    objective = BlockObjective(model, loss_fn, TrainingData((X, y), batch_size=8),
+                               torch.arange(30), 0.05, slice_map.block(slice_map.slices))
+    layers = slice_map.layers
+    factors = objective.kronecker_factors([layers[name].module for name in layers])
+    assert set(factors) == {model.head}   # conv: not linear; shared: called twice
+    with torch.no_grad():
+        h = torch.relu(model.conv(X)).flatten(1)
+        h = torch.relu(model.shared(torch.relu(model.shared(h))))
+        p = torch.softmax(model.head(h), 1)
+    inputs = torch.cat([h, torch.ones(30, 1, dtype=torch.float64)], 1)
+    G, c = factors[model.head]
+    assert torch.allclose(G, inputs.T @ inputs / 30, atol=1e-12)
+    # for a linear head the unit Jacobian is the identity: c_u = mean_i A_i[u, u]
+    assert torch.allclose(c, (p * (1 - p)).mean(0), atol=1e-12)
+
+    gradient = {name: torch.randn_like(param) for name, param in model.named_parameters()
+                if name.split(".")[0] != "unused"}
+    gradient.update({name: torch.zeros_like(param) for name, param in
+                     model.named_parameters() if name.startswith("unused")})
+    directions = layer_directions(objective, gradient, layers.values())
+    assert len(directions) == 3          # conv, shared, head; "unused" has no gradient
+    conv, shared, head = directions
+
+    def only(prefix):
+        return objective.block.gather({n: (g if n.startswith(prefix) else torch.zeros_like(g))
+                                       for n, g in gradient.items()})
+    assert torch.equal(conv, only("conv")) and torch.equal(shared, only("shared"))
+    R = torch.cat([gradient["head.weight"], gradient["head.bias"][:, None]], 1)
+    expected = torch.stack([torch.linalg.solve(c[u] * G + 0.05 * torch.eye(13,
+                                                                        dtype=torch.float64),
+                                               R[u]) for u in range(2)])
+    zero = {n: torch.zeros_like(g) for n, g in gradient.items()}
+    assert torch.allclose(head, objective.block.gather(
+        {**zero, "head.weight": expected[:, :12], "head.bias": expected[:, 12]}), atol=1e-10)
 
 
 def test_conjugate_gradients_match_cholesky():
