@@ -631,26 +631,6 @@ def test_indefinite_block_never_raises_the_objective():
     assert objective.value(theta + step) <= objective.value(theta)
 
 
-class _Hyperbola:
-    """f(theta) = sum sqrt(1 + theta^2): convex, but a Newton step from 2 overshoots."""
-
-    def value(self, theta):
-        return float(torch.sqrt(1 + theta.double() ** 2).sum())
-
-    def hessian(self, theta, kind="exact"):
-        return torch.diag((1 + theta.double() ** 2) ** -1.5)
-
-
-def test_overshooting_newton_step_is_shortened_not_damped():
-    theta = torch.tensor([2.0], dtype=torch.float64)
-    gradient = theta / torch.sqrt(1 + theta ** 2)       # Newton step: -10, to -8
-    step, info = damped_newton_step(_Hyperbola(), theta, gradient)
-    # lengths 1, 1/2 raise f (to -8 and -3); 1/4 (to -0.5) lowers it, 1/8 (0.75) less
-    assert info["damping"] == 0.0 and info["step_length"] == 0.25
-    assert torch.allclose(step, torch.tensor([-2.5], dtype=torch.float64))
-    assert info["objective_after"] == pytest.approx(5 ** 0.5 / 2)
-
-
 # --- noise ----------------------------------------------------------------------------
 
 def test_noise_options():

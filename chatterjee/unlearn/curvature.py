@@ -458,25 +458,21 @@ def _orthonormal_outside(directions, positions, size, device, rtol=1e-8):
 
 
 def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=4096,
-                       cg_iterations=250, cg_tolerance=1e-10, max_damping_tries=12,
-                       max_halvings=6):
+                       cg_iterations=250, cg_tolerance=1e-10, max_damping_tries=12):
     """A Newton step on the block that never lets the retained objective rise.
 
     Solves ``(H + mu I) s = -g`` in float64, by Cholesky when the block has at most
     ``max_dense`` parameters and by conjugate gradients on Hessian-vector products
     otherwise. ``mu`` starts at 0 (a pure Newton step) or, for an indefinite block,
-    just above ``-lambda_min``. The step length t is 1 if that lowers F_r; otherwise t
-    is halved until F_r falls, and then while it keeps falling (at most
-    ``max_halvings`` times). Only if no length lowers F_r does ``mu`` grow tenfold and
-    the search repeat. If no damping lowers F_r, the step is zero.
+    just above ``-lambda_min``; while the step raises F_r, ``mu`` grows tenfold. If no
+    damping lowers F_r, the step is zero.
 
     Returns
     -------
     step : Tensor
         In the block's dtype.
     info : dict
-        ``damping`` (final mu), ``step_length`` (t), ``solver`` ("cholesky" or
-        "cg"), ``curvature_min`` (the
+        ``damping`` (final mu), ``solver`` ("cholesky" or "cg"), ``curvature_min`` (the
         smallest eigenvalue of a dense block that is not positive definite, else
         None), ``accepted`` (bool),
         ``objective_before`` and ``objective_after``.
@@ -486,9 +482,8 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
     info = {"objective_before": before, "curvature_min": None}
     scale = float(g.abs().max()) if g.numel() else 0.0
     if scale == 0.0:
-        return torch.zeros_like(theta), {**info, "damping": 0.0, "step_length": 0.0,
-                                         "solver": None, "accepted": False,
-                                         "objective_after": before}
+        return torch.zeros_like(theta), {**info, "damping": 0.0, "solver": None,
+                                         "accepted": False, "objective_after": before}
     if theta.numel() <= max_dense:
         H = objective.hessian(theta, kind=kind)
         lam_max = float(H.diagonal().abs().max())
@@ -525,32 +520,14 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
         except _NegativeCurvature as error:
             mu = max(10 * mu, error.needed, bump)
             continue
-        step = step.to(theta.dtype)
-        length, after = _step_length(objective, theta, step, before, max_halvings)
-        if length:
-            return length * step, {**info, "damping": mu, "step_length": length,
-                                   "accepted": True, "objective_after": after}
+        candidate = theta + step.to(theta.dtype)
+        after = objective.value(candidate)
+        if after <= before + 1e-13 * abs(before):
+            return step.to(theta.dtype), {**info, "damping": mu, "accepted": True,
+                                          "objective_after": after}
         mu = max(10 * mu, bump)
-    return torch.zeros_like(theta), {**info, "damping": mu, "step_length": 0.0,
-                                     "accepted": False, "objective_after": before}
-
-
-def _step_length(objective, theta, step, before, max_halvings):
-    """The length t in 1, 1/2, 1/4, ... that lowers the objective most along ``step``:
-    1 if it lowers it; else halving until the objective falls, then while it keeps
-    falling. Returns ``(t, objective at t)``, or ``(0.0, before)`` if no length does."""
-    best_length, best = 0.0, before + 1e-13 * abs(before)
-    length = 1.0
-    for _ in range(max_halvings + 1):
-        value = objective.value(theta + length * step)
-        if value <= best:
-            if length == 1.0:
-                return 1.0, value
-            best_length, best = length, value
-        elif best_length:
-            break                       # it rose again: the previous length was best
-        length /= 2
-    return (best_length, best) if best_length else (0.0, before)
+    return torch.zeros_like(theta), {**info, "damping": mu, "accepted": False,
+                                     "objective_after": before}
 
 
 def _first_of(product):
