@@ -226,9 +226,8 @@ class Unlearner:
     def __init__(self, model, loss_fn, train_data, *, weight_decay=0.0, selection="lfoci",
                  n_perturbations=256, perturbation=0.1, max_slices=None,
                  max_parameters=0.3, objective="influence", curvature="exact",
-                 curvature_samples=None,
-                 max_passes=1, acceleration=None, tol=1e-10, noise=None, epsilon=1.0, delta=1e-5,
-                 budget=None, position_mask=None, batch_size=None, max_dense=4096,
+                 curvature_samples=None, max_passes=1, acceleration=None, tol=1e-10,
+                 noise=None, epsilon=1.0, delta=1e-5, budget=None, position_mask=None, batch_size=None, max_dense=4096,
                  random_state=None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -348,10 +347,9 @@ class Unlearner:
                          for name, g in self._loss_gradient(removed).items()}
             offset = {name: g + influence[name] for name, g in gradient.items()}
             gradient = {name: -g for name, g in influence.items()}
-        updated, steps = [], []
+        updated, steps = [], []        # steps: the accelerated passes' full steps
         everything = self.slice_map.block(self.slice_map.slices)
-        start = everything.gather({name: p.detach() for name, p in
-                                   self.model.named_parameters()}).clone()
+        start = everything.gather(_detached(self.model)).clone()
         for _ in range(self.max_passes):
             if report.passes and report.passes[-1]["target_gradient_norm"] <= self.tol:
                 break
@@ -363,18 +361,7 @@ class Unlearner:
             objective = self._objective(retained, slices, offset, curvature)
             if self.acceleration == "subspace":
                 full = self._objective(retained, self.slice_map.slices, offset, curvature)
-                directions = layer_directions(full, gradient, self.slice_map.layers.values())
-                objective = SubspaceObjective(objective, full, steps + directions)
-                theta = objective.theta
-                step, info = damped_newton_step(
-                    objective, theta,
-                    objective.restrict(everything.gather(gradient)).to(theta.dtype),
-                    kind=self.curvature, max_dense=self.max_dense)
-                full_step = objective.step_in_full(step)
-                full.block.write(self.model, full.theta + full_step.to(full.theta.dtype))
-                steps.append(full_step)
-                info = {**info, "n_parameters": int((full_step != 0).sum()),
-                        "n_directions": objective.Q.shape[1]}
+                info = self._subspace_step(objective, full, gradient, steps)
             else:
                 theta = objective.theta
                 step, info = damped_newton_step(objective, theta, objective.gradient(theta),
@@ -390,10 +377,11 @@ class Unlearner:
             report.passes.append({**info, "slices": slices,
                                   "retained_gradient_norm": report.retained_gradient_norm_after,
                                   "target_gradient_norm": _norm(gradient)})
-        params = {name: p.detach() for name, p in self.model.named_parameters()}
+        params = _detached(self.model)
         if steps:                   # the slices the extra directions moved
             changed = everything.gather(params) != start
-            updated.extend(s for s in self._slices_changed(changed) if s not in updated)
+            updated.extend(s for s in self._slices_changed(everything, changed)
+                           if s not in updated)
         report.slices = updated
         block = self.slice_map.block(updated)
         report.n_parameters = block.size(params)
@@ -458,10 +446,26 @@ class Unlearner:
         chosen = self._rng.choice(len(retained), self.curvature_samples, replace=False)
         return retained[torch.from_numpy(np.sort(chosen))]
 
-    def _slices_changed(self, changed):
-        """The slices with an entry flagged in ``changed`` (a mask over all slices)."""
+    def _subspace_step(self, objective, full, gradient, steps):
+        """One accelerated pass: a damped Newton step over the block of ``objective``
+        and the directions (earlier ``steps`` and per-layer preconditioned gradients),
+        written into the model; the full step is appended to ``steps``."""
+        directions = layer_directions(full, gradient, self.slice_map.layers.values())
+        subspace = SubspaceObjective(objective, full, steps + directions)
+        theta = subspace.theta
+        coordinates_gradient = subspace.restrict(full.block.gather(gradient))
+        step, info = damped_newton_step(subspace, theta, coordinates_gradient.to(theta.dtype),
+                                        kind=self.curvature, max_dense=self.max_dense)
+        full_step = subspace.step_in_full(step)
+        full.block.write(self.model, full.theta + full_step.to(full.theta.dtype))
+        steps.append(full_step)
+        return {**info, "n_parameters": int((full_step != 0).sum()),
+                "n_directions": subspace.Q.shape[1]}
+
+    def _slices_changed(self, everything, changed):
+        """The slices with an entry flagged in ``changed`` (a mask over the block
+        ``everything`` of all slices)."""
         params = dict(self.model.named_parameters())
-        everything = self.slice_map.block(self.slice_map.slices)
         zeros = {name: torch.zeros(params[name].shape, dtype=torch.float64,
                                    device=params[name].device) for name in everything.rows}
         flags = everything.scatter(zeros, changed.to(torch.float64))
@@ -561,6 +565,10 @@ class Unlearner:
             return None
         spread = float(inputs.double().std())
         return gaussian_perturbation(scale * (spread if spread > 0 else 1.0))
+
+
+def _detached(model):
+    return {name: p.detach() for name, p in model.named_parameters()}
 
 
 def _norm(gradients):
