@@ -202,6 +202,21 @@ def test_subspace_first_pass_is_at_least_as_good_as_the_block():
     assert values["subspace"] < values[None]
 
 
+def test_subspace_pass_by_conjugate_gradients_matches_the_dense_solve():
+    model, X, y = logistic_problem(classes=4)
+    results = []
+    for max_dense in (4096, 1):
+        copy = clone(model)
+        u = Unlearner(copy, nn.CrossEntropyLoss(), (X, y), weight_decay=WD,
+                      selection="gradient", max_slices=1, max_passes=2,
+                      acceleration="subspace", max_dense=max_dense, random_state=0)
+        report = u.forget([2, 5])
+        assert [p["solver"] for p in report.passes] == ["cholesky" if max_dense > 1
+                                                        else "cg"] * 2
+        results.append(flat(copy))
+    assert torch.allclose(results[0], results[1], atol=1e-9, rtol=0)
+
+
 # --- slices and hooks -----------------------------------------------------------------
 
 class TwoIdentical(nn.Module):
@@ -276,12 +291,14 @@ def test_model_without_sliceable_layers_is_refused():
 
 # --- atomicity, bookkeeping, bad input ------------------------------------------------
 
-def test_failed_step_leaves_model_bit_identical(monkeypatch):
+@pytest.mark.parametrize("acceleration", [None, "subspace"])
+def test_failed_step_leaves_model_bit_identical(monkeypatch, acceleration):
     model, X, y = logistic_problem()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     model.train()
-    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, selection="full",
-                  max_passes=2, random_state=0)
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD,
+                  selection="gradient", max_slices=1, max_passes=2,
+                  acceleration=acceleration, random_state=0)
     import chatterjee.unlearn.unlearner as module
     calls = []
 
@@ -417,7 +434,8 @@ def test_forget_class_removes_every_sample_of_the_class():
 
 # --- BatchNorm, dtype, tokens ---------------------------------------------------------
 
-def test_batchnorm_uses_running_statistics_and_is_never_updated():
+@pytest.mark.parametrize("acceleration", [None, "subspace"])
+def test_batchnorm_uses_running_statistics_and_is_never_updated(acceleration):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
     X = torch.randn(64, 5)
@@ -427,8 +445,10 @@ def test_batchnorm_uses_running_statistics_and_is_never_updated():
         model(X)
     bn_state = {k: v.clone() for k, v in model[1].state_dict().items()}
     report = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=1e-2,
-                       n_perturbations=64, random_state=0).forget(3)
+                       n_perturbations=64, acceleration=acceleration, max_passes=2,
+                       random_state=0).forget(3)
     assert all(s.module in ("0", "3") for s in report.slices)
+    assert all(p["accepted"] for p in report.passes)
     assert all(torch.equal(bn_state[k], v) for k, v in model[1].state_dict().items())
     assert model.training
 
