@@ -254,7 +254,7 @@ class BlockObjective:
             return self.loss_fn(output.reshape(1, *shape), target.unsqueeze(0))
         return vmap(hessian(sample_loss))(flat_outputs, targets)
 
-    def kronecker_factors(self, modules, max_entries=2 ** 23):
+    def kronecker_factors(self, modules):
         """Kronecker factors of each linear layer's unit curvature blocks.
 
         For an :class:`~torch.nn.Linear` layer called once on (batch, features) inputs
@@ -262,7 +262,8 @@ class BlockObjective:
         ``mean_i c_iu x_i x_i^T`` with ``x`` extended by a 1 for the bias and ``c_iu``
         the curvature of sample i's loss in the unit's output. Its K-FAC approximation
         (Martens and Grosse, 2015) is ``mean_i(c_iu) * mean_i(x_i x_i^T)``, averaged
-        over the curvature samples.
+        over the curvature samples (one pass over each batch of the training data; the
+        memory is that of one batch's per-sample output Jacobians in each layer).
 
         Returns
         -------
@@ -273,19 +274,15 @@ class BlockObjective:
         """
         sums, total = {}, self.curvature_samples.numel()
         for x, t, _ in self._sweep(self.curvature_samples):
-            per_chunk = max(1, max_entries // max(1, x[0].numel() * 16))
-            for start in range(0, x.shape[0], per_chunk):
-                jacobians, A = self._layer_jacobians(
-                    self.theta, x[start:start + per_chunk], t[start:start + per_chunk],
-                    modules)
-                for module, (inputs, jz) in jacobians.items():
-                    inputs = inputs.double()
-                    if module.bias is not None:
-                        inputs = torch.cat([inputs, torch.ones_like(inputs[:, :1])], 1)
-                    jz = jz.double()
-                    curvature = torch.einsum("bku,bkl,blu->u", jz, A.double(), jz)
-                    G, c = sums.get(module, (0.0, 0.0))
-                    sums[module] = (G + inputs.T @ inputs, c + curvature)
+            jacobians, A = self._layer_jacobians(self.theta, x, t, modules)
+            for module, (inputs, jz) in jacobians.items():
+                inputs = inputs.double()
+                if module.bias is not None:
+                    inputs = torch.cat([inputs, torch.ones_like(inputs[:, :1])], 1)
+                jz = jz.double()
+                curvature = torch.einsum("bku,bkl,blu->u", jz, A.double(), jz)
+                G, c = sums.get(module, (0.0, 0.0))
+                sums[module] = (G + inputs.T @ inputs, c + curvature)
         return {module: (G / total, c / total) for module, (G, c) in sums.items()}
 
     def hessian_vector(self, theta, vector, *, kind="exact"):
