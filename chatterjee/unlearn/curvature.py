@@ -342,7 +342,7 @@ class SubspaceObjective:
         return step
 
     def restrict(self, vector):
-        """A full-block vector in the coordinates: ``(vector[P], Q^T vector)``."""
+        """A full-block vector (a gradient) in the coordinates: ``(vector[P], Q^T vector)``."""
         vector = vector.double()
         return torch.cat([vector[self.positions], self.Q.T @ vector])
 
@@ -350,12 +350,6 @@ class SubspaceObjective:
         """The objective at the step ``c``."""
         full = self.full
         return full.value(full.theta + self.step_in_full(c).to(full.theta.dtype))
-
-    def gradient(self, c):
-        """The gradient in the coordinates ``c``."""
-        full = self.full
-        at = full.theta + self.step_in_full(c).to(full.theta.dtype)
-        return self.restrict(full.gradient(at)).to(self.theta.dtype)
 
     def hessian(self, c, *, kind="exact"):
         """The dense curvature in the coordinates, at ``c = 0`` (float64)."""
