@@ -322,6 +322,34 @@ def test_failed_step_leaves_model_bit_identical(monkeypatch, acceleration):
     assert u.removed == [] and u.n_retained == len(X) and u.reports == []
 
 
+def test_retained_gradient_is_downdated_between_calls_unless_the_model_changed():
+    model, X, y = logistic_problem()
+    n = len(X)
+    cached, fresh = clone(model), clone(model)
+    options = dict(weight_decay=WD, selection="gradient", max_slices=1, random_state=0)
+    u_cached = Unlearner(cached, nn.CrossEntropyLoss(), (X, y), **options)
+    u_fresh = Unlearner(fresh, nn.CrossEntropyLoss(), (X, y), **options)
+    sizes = []
+    sweep = u_cached._loss_gradient
+    u_cached._loss_gradient = lambda indices: sizes.append(len(indices)) or sweep(indices)
+
+    def both(indices):
+        u_fresh._retained_sum = None                 # always a pass over the data
+        del sizes[:]
+        a, b = u_cached.forget(indices), u_fresh.forget(indices)
+        assert torch.allclose(flat(cached), flat(fresh), atol=1e-13, rtol=0)
+        assert a.retained_gradient_norm_before == pytest.approx(
+            b.retained_gradient_norm_before, rel=1e-12)
+        return sizes.count(u_cached.n_retained)      # passes over the retained data
+
+    assert both(3) == 2                  # first call: before and after the step
+    assert both([7, 8]) == 1             # downdated: only the pass after the step
+    with torch.no_grad():                # the caller changes the model: recomputed
+        cached.weight[0, 0] += 0.1
+        fresh.weight[0, 0] += 0.1
+    assert both(11) == 2
+
+
 def test_n_is_decremented_and_bad_indices_refused():
     model, X, y = logistic_problem(n=60)
     u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, selection="gradient",

@@ -274,6 +274,7 @@ class Unlearner:
         self._rng = check_random_state(random_state)
         self.removed = []
         self.reports = []
+        self._retained_sum = None    # (model state, n, retained loss-gradient sum)
 
     @property
     def n_retained(self):
@@ -336,7 +337,8 @@ class Unlearner:
         retained = self._retained(indices)
         report = ForgetReport(indices=list(indices))
         report.removed_loss_before = self._mean_loss(removed)
-        gradient = self._retained_gradient(retained)
+        removed_gradient = self._loss_gradient(removed)
+        gradient = self._retained_gradient(retained, (len(indices), removed_gradient))
         report.retained_gradient_norm_before = _norm(gradient)
         offset = None
         if self.objective == "influence":
@@ -344,7 +346,7 @@ class Unlearner:
             # / (n - k): the target gradient at w_0 is the influence of the k samples
             k, params = len(indices), dict(self.model.named_parameters())
             influence = {name: k / len(retained) * (g + self.weight_decay * params[name].detach())
-                         for name, g in self._loss_gradient(removed).items()}
+                         for name, g in removed_gradient.items()}
             offset = {name: g + influence[name] for name, g in gradient.items()}
             gradient = {name: -g for name, g in influence.items()}
         updated, steps = [], []        # steps: the accelerated passes' full steps
@@ -493,11 +495,35 @@ class Unlearner:
                     total[name] += g
         return total
 
-    def _retained_gradient(self, retained):
-        """Gradient of F_retained over every sliced parameter (name → tensor)."""
+    def _retained_gradient(self, retained, removing=None):
+        """Gradient of F_retained over every sliced parameter (name → tensor).
+
+        The loss-gradient sum over the retained samples is kept with the state of the
+        model it was computed at. When ``removing`` (the number of samples being removed
+        now and their mean loss gradient) is given and the model has not changed since
+        the last sum (the removal before this one ended with it), the sum is downdated
+        instead of recomputed: no pass over the training data.
+        """
         params = dict(self.model.named_parameters())
+        n = len(retained)
+        known = self._retained_sum
+        if (removing is not None and known is not None
+                and known[0] == self._state() and known[1] == n + removing[0]):
+            k, removed_gradient = removing
+            mean = {name: (total - k * removed_gradient[name]) / n
+                    for name, total in known[2].items()}
+        else:
+            mean = self._loss_gradient(retained)
+            self._retained_sum = (self._state(), n, {name: g * n for name, g in mean.items()})
         return {name: g + self.weight_decay * params[name].detach()
-                for name, g in self._loss_gradient(retained).items()}
+                for name, g in mean.items()}
+
+    def _state(self):
+        """Identifies the model's current parameter and buffer values: storage and
+        in-place version of every tensor (any in-place change, ours or the caller's,
+        bumps a version)."""
+        return tuple((t.data_ptr(), t._version) for t in
+                     (*self.model.parameters(), *self.model.buffers()))
 
     def _noise_std(self, n_new):
         if self.noise is None:
