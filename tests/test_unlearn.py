@@ -324,9 +324,9 @@ def test_failed_step_leaves_model_bit_identical(monkeypatch, acceleration):
 
 def test_retained_gradient_is_downdated_between_calls_unless_the_model_changed():
     model, X, y = logistic_problem()
-    n = len(X)
     cached, fresh = clone(model), clone(model)
-    options = dict(weight_decay=WD, selection="gradient", max_slices=1, random_state=0)
+    options = {"weight_decay": WD, "selection": "gradient", "max_slices": 1,
+               "random_state": 0}
     u_cached = Unlearner(cached, nn.CrossEntropyLoss(), (X, y), **options)
     u_fresh = Unlearner(fresh, nn.CrossEntropyLoss(), (X, y), **options)
     sizes = []
