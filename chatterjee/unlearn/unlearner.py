@@ -197,6 +197,12 @@ class Unlearner:
     samples and are not recomputed. A failed :meth:`forget` restores the model's
     parameters and buffers bit for bit and leaves the Unlearner's state unchanged.
 
+    Between calls the Unlearner keeps the retained samples' loss-gradient sum, with the
+    state of the model it was computed at, and the next removal downdates it instead of
+    passing over the data again. Any in-place change of the model's parameters or
+    buffers (an optimizer step, ``load_state_dict``) is noticed and the sum recomputed;
+    the training data must not be changed in place between calls.
+
     Examples
     --------
     >>> import torch
