@@ -567,6 +567,7 @@ def tune(args):
                                    "curvature_samples": samples,
                                    "n_perturbations": args.perturbations,
                                    "max_parameters": args.max_parameters,
+                                   "acceleration": args.acceleration,
                                    "random_state": args.seed, "selection": rule,
                                    "max_passes": passes}
                         model, reports, _ = run_unlearner(original, train_data, forget_set,
@@ -762,7 +763,7 @@ def main(argv=None):
     parser.add_argument("--max-dense", type=int, default=4096,
                         help="deep: blocks up to this size are solved densely, larger by CG")
     parser.add_argument("--acceleration", default=None, choices=["subspace"],
-                        help="deep: the Unlearner's acceleration of its passes")
+                        help="deep and tune: the Unlearner's acceleration of its passes")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: timings of a shared machine)")
     args = parser.parse_args(argv)
