@@ -298,10 +298,11 @@ class SubspaceObjective:
     :class:`BlockObjective` on P does), ``b`` moves along an orthonormal basis Q of the
     ``directions`` with their P entries removed, so the basis is orthonormal and a
     damping ``mu I`` in ``c`` is a damping ``mu I`` of the step. A Newton step in
-    ``c`` minimizes the local quadratic model over span(P, directions): with the
-    earlier steps of a removal and the current gradient as directions, block Newton
-    passes become a block Krylov (subspace-accelerated) method, as a coarse-space
-    correction accelerates block (domain-decomposition) solvers.
+    ``c`` minimizes the local quadratic model over span(P, directions). With the
+    earlier steps of a removal as directions, block Newton passes become a block Krylov
+    (subspace-accelerated) method; with per-layer preconditioned gradients
+    (:func:`layer_directions`), a block-Jacobi correction, as a coarse space
+    accelerates block (domain-decomposition) solvers.
 
     The block curvature comes from ``block_objective`` (so its fast assembly is kept);
     its coupling to the directions costs one curvature-vector product per direction.
