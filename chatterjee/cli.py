@@ -345,7 +345,7 @@ def _unlearn_demo(args, torch):
     unlearner = Unlearner(model, loss_fn, train_data, weight_decay=weight_decay,
                           selection=args.selection, n_perturbations=64,
                           objective="influence", curvature="gauss_newton",
-                          curvature_samples=256,
+                          curvature_samples=256, acceleration=args.acceleration,
                           random_state=args.seed)
     rng = np.random.default_rng(args.seed)
     removals = []
@@ -361,14 +361,15 @@ def _unlearn_demo(args, torch):
     n_params = sum(p.numel() for p in model.parameters())
     if args.json:
         print(json.dumps({"model": "MLP 64-16-10", "n_parameters": n_params, "n_train": len(y_train),
-                          "selection": args.selection, "train_seconds": train_seconds,
+                          "selection": args.selection, "acceleration": args.acceleration,
+                          "train_seconds": train_seconds,
                           "test_accuracy_before": accuracy_before,
                           "test_accuracy_after": accuracy_after, "removals": removals}))
         return 0
     print(f"Digits (scikit-learn's bundled copy): MLP 64-16-10 ({n_params} parameters) "
           f"trained (L-BFGS) on {len(y_train)} images in {train_seconds:.1f} s.")
     print(f"Removing {args.removals} random training samples, selection = "
-          f"{args.selection!r}:\n")
+          f"{args.selection!r}, acceleration = {args.acceleration!r}:\n")
     header = (f"{'index':>5}  {'label':>5}  {'slices':>6}  {'params':>6}  "
               f"{'loss before':>11}  {'loss after':>10}  {'time (s)':>8}  chosen slices")
     print(header)
@@ -470,6 +471,9 @@ def build_parser():
                          help="samples to remove, one at a time (default 3)")
     unlearn.add_argument("--selection", choices=("lfoci", "gradient", "random", "full"),
                          default="lfoci", help="slice selection rule (default lfoci)")
+    unlearn.add_argument("--acceleration", choices=("subspace",), default=None,
+                         help="widen each block step by a few directions over all "
+                              "parameters (default: pure block steps)")
     unlearn.add_argument("--iterations", type=_positive_int, default=60,
                          help="L-BFGS iterations training the demo model (default 60)")
     unlearn.add_argument("--seed", type=int, default=0, help="seed (default 0)")
