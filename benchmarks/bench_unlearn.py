@@ -676,7 +676,7 @@ def transformer(args):
                           position_mask=lambda tokens: tokens != PAD,
                           n_perturbations=128, objective=args.objective,
                           curvature="gauss_newton", curvature_samples=256,
-                          random_state=args.seed)
+                          acceleration=args.acceleration, random_state=args.seed)
     print("Sliced modules: " + ", ".join(f"{name} ({layer.n_units} units)" for name, layer
                                          in unlearner.slice_map.layers.items()) + "\n")
     rng = np.random.default_rng(args.seed)
@@ -763,7 +763,8 @@ def main(argv=None):
     parser.add_argument("--max-dense", type=int, default=4096,
                         help="deep: blocks up to this size are solved densely, larger by CG")
     parser.add_argument("--acceleration", default=None, choices=["subspace"],
-                        help="deep and tune: the Unlearner's acceleration of its passes")
+                        help="deep, tune and transformer: the Unlearner's acceleration "
+                             "of its passes")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: timings of a shared machine)")
     args = parser.parse_args(argv)
