@@ -306,6 +306,7 @@ class SubspaceObjective:
 
     The block curvature comes from ``block_objective`` (so its fast assembly is kept);
     its coupling to the directions costs one curvature-vector product per direction.
+    Each direction is kept as a float64 vector over all sliced parameters.
 
     Parameters
     ----------
