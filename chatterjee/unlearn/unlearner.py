@@ -357,7 +357,8 @@ class Unlearner:
             gradient = {name: -g for name, g in influence.items()}
         updated, steps = [], []        # steps: the accelerated passes' full steps
         everything = self.slice_map.block(self.slice_map.slices)
-        start = everything.gather(_detached(self.model)).clone()
+        start = (everything.gather(_detached(self.model)).clone()
+                 if self.acceleration == "subspace" else None)
         for _ in range(self.max_passes):
             if report.passes and report.passes[-1]["target_gradient_norm"] <= self.tol:
                 break
