@@ -452,7 +452,8 @@ def deep_model(args, name, make, image):
               "curvature": args.curvature,
               "curvature_samples": args.curvature_samples,
               "n_perturbations": args.perturbations, "max_parameters": args.max_parameters,
-              "acceleration": args.acceleration, "random_state": args.seed}
+              "acceleration": args.acceleration, "step_control": args.step_control,
+              "random_state": args.seed}
     n_removals = 20 if args.quick else args.deep_removals
     rng = np.random.default_rng(args.seed)
     removed = [int(i) for i in rng.choice(n, n_removals, replace=False)]
@@ -460,6 +461,8 @@ def deep_model(args, name, make, image):
     class_removed = [int(i) for i in torch.nonzero(train_data[1] == label)[:, 0]]
     out = {}
     for scenario, forget_set in (("sequential", removed), ("class", class_removed)):
+        if scenario not in args.scenarios:
+            continue
         batch = args.batch if scenario == "sequential" else len(forget_set)
         passes = args.passes_sequential if scenario == "sequential" else args.class_passes
         n_calls = -(-len(forget_set) // batch)
@@ -502,7 +505,7 @@ def deep_model(args, name, make, image):
                                     curvature_samples=args.curvature_samples,
                                     max_dense=args.max_dense, random_state=args.seed)
             add("full_newton (1 step, all parameters)", fn, seconds)
-        for rule in ("lfoci", "gradient"):
+        for rule in args.rules:
             model, reports, curve = run_unlearner(
                 original, train_data, forget_set, batch,
                 dict(common, selection=rule, max_passes=passes),
@@ -568,6 +571,7 @@ def tune(args):
                                    "n_perturbations": args.perturbations,
                                    "max_parameters": args.max_parameters,
                                    "acceleration": args.acceleration,
+                                   "step_control": args.step_control,
                                    "random_state": args.seed, "selection": rule,
                                    "max_passes": passes}
                         model, reports, _ = run_unlearner(original, train_data, forget_set,
@@ -676,7 +680,8 @@ def transformer(args):
                           position_mask=lambda tokens: tokens != PAD,
                           n_perturbations=128, objective=args.objective,
                           curvature="gauss_newton", curvature_samples=256,
-                          acceleration=args.acceleration, random_state=args.seed)
+                          acceleration=args.acceleration, step_control=args.step_control,
+                          random_state=args.seed)
     print("Sliced modules: " + ", ".join(f"{name} ({layer.n_units} units)" for name, layer
                                          in unlearner.slice_map.layers.items()) + "\n")
     rng = np.random.default_rng(args.seed)
@@ -765,6 +770,12 @@ def main(argv=None):
     parser.add_argument("--acceleration", default=None, choices=["subspace"],
                         help="deep, tune and transformer: the Unlearner's acceleration "
                              "of its passes")
+    parser.add_argument("--step-control", default="objective", choices=["objective", "model"],
+                        help="deep, tune and transformer: the Unlearner's step_control")
+    parser.add_argument("--scenarios", nargs="*", default=["sequential", "class"],
+                        choices=["sequential", "class"], help="deep: scenarios to run")
+    parser.add_argument("--rules", nargs="*", default=["lfoci", "gradient"],
+                        choices=["lfoci", "gradient"], help="deep: the Unlearner's selections")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: timings of a shared machine)")
     args = parser.parse_args(argv)

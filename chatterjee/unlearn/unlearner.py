@@ -49,7 +49,7 @@ class ForgetReport:
         Mean loss of the removed samples.
     retained_gradient_norm_before, retained_gradient_norm_after : float
         Norm of the retained objective's gradient over all sliced parameters (after
-        noise, if any).
+        noise, if any); nan where ``step_control="model"`` did not compute it.
     noise_std : float
         Standard deviation of the noise added to the updated parameters (0 if none).
     retrain_due : bool or None
@@ -151,6 +151,18 @@ class Unlearner:
         direction and makes the passes converge much faster when blocks are coupled
         (the class rows of a softmax), but a pass then moves every sliced parameter,
         each slice outside the block along those few directions only.
+    step_control : {"objective", "model"}, default="objective"
+        ``"objective"``: each trial step is checked on the retained objective (one
+        pass over the retained data per trial) and damped until it does not raise it,
+        and the retained gradient is recomputed after each pass (for the report and
+        the next pass). ``"model"``: the step minimizes the quadratic model, damped only
+        as far as the curvature needs to be positive definite, as in the paper; the
+        retained data are passed over only where the retained gradient is needed
+        (``objective="retained"``, later passes, a ``budget``). A single
+        ``"influence"`` pass then costs the removed samples' gradient and the curvature
+        samples only, whatever the size of the training set, but nothing guards
+        against a step that overshoots; the report's objective values and retained
+        gradient norms that were not computed are nan.
     tol : float, default=1e-10
         Stop the passes once the gradient norm of the objective solved is at most
         this.
@@ -232,7 +244,8 @@ class Unlearner:
     def __init__(self, model, loss_fn, train_data, *, weight_decay=0.0, selection="lfoci",
                  n_perturbations=256, perturbation=0.1, max_slices=None,
                  max_parameters=0.3, objective="influence", curvature="exact",
-                 curvature_samples=None, max_passes=1, acceleration=None, tol=1e-10,
+                 curvature_samples=None, max_passes=1, acceleration=None,
+                 step_control="objective", tol=1e-10,
                  noise=None, epsilon=1.0, delta=1e-5, budget=None, position_mask=None, batch_size=None, max_dense=4096,
                  random_state=None):
         if not isinstance(model, torch.nn.Module):
@@ -266,6 +279,10 @@ class Unlearner:
         if acceleration not in (None, "subspace"):
             raise ValueError(f"acceleration must be None or 'subspace', got {acceleration!r}")
         self.acceleration = acceleration
+        if step_control not in ("objective", "model"):
+            raise ValueError(f"step_control must be 'objective' or 'model', "
+                             f"got {step_control!r}")
+        self.step_control = step_control
         self.tol = _check_real(tol, "tol", low=0.0)
         if not (noise is None or noise == "sekhari"
                 or (isinstance(noise, Real) and noise >= 0)):
@@ -344,22 +361,28 @@ class Unlearner:
         report = ForgetReport(indices=list(indices))
         report.removed_loss_before = self._mean_loss(removed)
         removed_gradient = self._loss_gradient(removed)
-        gradient = self._retained_gradient(retained, (len(indices), removed_gradient))
-        report.retained_gradient_norm_before = _norm(gradient)
-        offset = None
+        checked = self.step_control == "objective"
+        # With step_control="model", a single influence pass needs no retained gradient:
+        # the retained data are then not passed over at all.
+        single_influence = self.objective == "influence" and self.max_passes == 1
+        gradient = offset = None
+        if checked or not single_influence:
+            gradient = self._retained_gradient(retained, (len(indices), removed_gradient))
+            report.retained_gradient_norm_before = _norm(gradient)
         if self.objective == "influence":
             # n / (n - k) grad F(w_0) = grad F_r(w_0) + (sum_j grad loss_j + k lambda w_0)
             # / (n - k): the target gradient at w_0 is the influence of the k samples
             k, params = len(indices), dict(self.model.named_parameters())
             influence = {name: k / len(retained) * (g + self.weight_decay * params[name].detach())
                          for name, g in removed_gradient.items()}
-            offset = {name: g + influence[name] for name, g in gradient.items()}
+            if gradient is not None:
+                offset = {name: g + influence[name] for name, g in gradient.items()}
             gradient = {name: -g for name, g in influence.items()}
         updated, steps = [], []        # steps: the accelerated passes' full steps
         everything = self.slice_map.block(self.slice_map.slices)
         start = (everything.gather(_detached(self.model)).clone()
                  if self.acceleration == "subspace" else None)
-        for _ in range(self.max_passes):
+        for pass_number in range(1, self.max_passes + 1):
             if report.passes and report.passes[-1]["target_gradient_norm"] <= self.tol:
                 break
             tick = time.perf_counter()
@@ -373,19 +396,24 @@ class Unlearner:
                 info = self._subspace_step(objective, full, gradient, steps)
             else:
                 theta = objective.theta
-                step, info = damped_newton_step(objective, theta, objective.gradient(theta),
-                                                kind=self.curvature, max_dense=self.max_dense)
+                block_gradient = objective.block.gather(gradient).to(theta.dtype)
+                step, info = damped_newton_step(objective, theta, block_gradient,
+                                                kind=self.curvature, max_dense=self.max_dense,
+                                                check=checked)
                 objective.block.write(self.model, theta + step)
                 info = {**info, "n_parameters": theta.numel(), "n_directions": 0}
             timings["newton"] += time.perf_counter() - tick
-            gradient = self._retained_gradient(retained)
-            report.retained_gradient_norm_after = _norm(gradient)
-            if offset is not None:
-                gradient = {name: g - offset[name] for name, g in gradient.items()}
             updated.extend(s for s in slices if s not in updated)
+            target_norm = report.retained_gradient_norm_after = float("nan")
+            if checked or pass_number < self.max_passes or self.budget is not None:
+                gradient = self._retained_gradient(retained)
+                report.retained_gradient_norm_after = _norm(gradient)
+                if offset is not None:
+                    gradient = {name: g - offset[name] for name, g in gradient.items()}
+                target_norm = _norm(gradient)
             report.passes.append({**info, "slices": slices,
                                   "retained_gradient_norm": report.retained_gradient_norm_after,
-                                  "target_gradient_norm": _norm(gradient)})
+                                  "target_gradient_norm": target_norm})
         params = _detached(self.model)
         if steps:                   # the slices the extra directions moved
             changed = everything.gather(params) != start
@@ -399,8 +427,9 @@ class Unlearner:
             theta = block.gather(params)
             noise = torch.from_numpy(self._rng.normal(size=theta.numel()))
             block.write(self.model, theta + report.noise_std * noise.to(theta))
-            gradient = self._retained_gradient(retained)
-            report.retained_gradient_norm_after = _norm(gradient)
+            if checked or self.budget is not None:
+                gradient = self._retained_gradient(retained)
+                report.retained_gradient_norm_after = _norm(gradient)
         report.removed_loss_after = self._mean_loss(removed)
         if self.budget is not None:
             report.retrain_due = self.budget.spend(
@@ -464,7 +493,8 @@ class Unlearner:
         theta = subspace.theta
         coordinates_gradient = subspace.restrict(full.block.gather(gradient))
         step, info = damped_newton_step(subspace, theta, coordinates_gradient.to(theta.dtype),
-                                        kind=self.curvature, max_dense=self.max_dense)
+                                        kind=self.curvature, max_dense=self.max_dense,
+                                        check=self.step_control == "objective")
         full_step = subspace.step_in_full(step)
         full.block.write(self.model, full.theta + full_step.to(full.theta.dtype))
         steps.append(full_step)
