@@ -484,7 +484,8 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
         H = objective.hessian(theta, kind=kind)
         lam_max = float(H.diagonal().abs().max())
         mu = 0.0
-        if torch.linalg.cholesky_ex(H).info != 0:          # indefinite: shift past lambda_min
+        undamped, failed = torch.linalg.cholesky_ex(H)
+        if failed != 0:                                    # indefinite: shift past lambda_min
             eigenvalues = torch.linalg.eigvalsh(H)
             lam_min, lam_max = float(eigenvalues[0]), float(eigenvalues[-1].abs())
             info["curvature_min"] = lam_min
@@ -494,7 +495,8 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
         info["solver"] = "cholesky"
 
         def solve(damping):
-            factor = torch.linalg.cholesky(H + damping * eye)
+            factor = (undamped if damping == 0.0 and failed == 0
+                      else torch.linalg.cholesky(H + damping * eye))
             return -torch.cholesky_solve(g.unsqueeze(1), factor)[:, 0]
     else:
         lam_max = None
