@@ -770,7 +770,8 @@ def main(argv=None):
     parser.add_argument("--acceleration", default=None, choices=["subspace"],
                         help="deep, tune and transformer: the Unlearner's acceleration "
                              "of its passes")
-    parser.add_argument("--step-control", default="objective", choices=["objective", "model"],
+    parser.add_argument("--step-control", default="retained",
+                        choices=["retained", "curvature_samples"],
                         help="deep, tune and transformer: the Unlearner's step_control")
     parser.add_argument("--scenarios", nargs="*", default=["sequential", "class"],
                         choices=["sequential", "class"], help="deep: scenarios to run")

@@ -351,42 +351,49 @@ def test_retained_gradient_is_downdated_between_calls_unless_the_model_changed()
 
 
 @pytest.mark.parametrize("acceleration", [None, "subspace"])
-def test_model_step_control_never_passes_over_the_retained_data(acceleration):
+def test_curvature_samples_step_control_never_passes_over_the_retained_data(acceleration):
     model, X, y = logistic_problem(n=300, classes=4)
-    checked, trusted = clone(model), clone(model)
     options = {"weight_decay": WD, "selection": "gradient", "max_slices": 2,
                "curvature": "gauss_newton", "curvature_samples": 40,
-               "acceleration": acceleration, "random_state": 0}
-    u_checked = Unlearner(checked, nn.CrossEntropyLoss(), (X, y), **options)
-    u_trusted = Unlearner(trusted, nn.CrossEntropyLoss(), (X, y), step_control="model",
-                          **options)
+               "acceleration": acceleration, "max_passes": 3, "random_state": 0}
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), step_control="curvature_samples",
+                  **options)
     touched = []
-    sweep = u_trusted.data.batches
-    u_trusted.data.batches = lambda indices: touched.append(len(indices)) or sweep(indices)
+    sweep = u.data.batches
+    u.data.batches = lambda indices: touched.append(len(indices)) or sweep(indices)
     for indices in (3, [7, 8, 9]):
-        a, b = u_checked.forget(indices), u_trusted.forget(indices)
-        # the undamped step lowers this convex objective: both take the same step
-        assert a.passes[0]["damping"] == 0.0 and a.passes[0]["accepted"]
-        assert torch.allclose(flat(checked), flat(trusted), atol=1e-12, rtol=0)
-        assert b.slices == a.slices and b.n_parameters == a.n_parameters
-        assert b.removed_loss_after == pytest.approx(a.removed_loss_after, rel=1e-10)
-        for value in (b.retained_gradient_norm_before, b.retained_gradient_norm_after,
-                      b.passes[0]["objective_after"], b.passes[0]["target_gradient_norm"]):
-            assert np.isnan(value)
+        before = flat(model).clone()
+        report = u.forget(indices)
+        assert not torch.equal(flat(model), before)
+        assert report.removed_loss_after > report.removed_loss_before
+        assert np.isnan(report.retained_gradient_norm_before)
+        assert np.isnan(report.retained_gradient_norm_after)
+        targets = [p["target_gradient_norm"] for p in report.passes]
+        assert all(np.isfinite(targets)) and targets[-1] < targets[0]
+        assert all(p["objective_after"] <= p["objective_before"] for p in report.passes)
     assert max(touched) <= 40            # removed samples and curvature samples only
 
 
-def test_model_step_control_computes_what_later_passes_need():
+def test_curvature_samples_step_control_solves_the_subsample_objective():
+    # least squares: one full pass minimizes the subsample's quadratic influence
+    # objective exactly (its target gradient is zero) with an undamped step
     model, loss_fn, X, y = least_squares_problem()
-    u = Unlearner(model, loss_fn, (X, y), weight_decay=WD, selection="gradient",
-                  max_slices=1, max_passes=3, objective="retained", step_control="model",
-                  random_state=0)
+    untouched = clone(model)
+    u = Unlearner(model, loss_fn, (X, y), weight_decay=WD, selection="full",
+                  curvature_samples=50, step_control="curvature_samples", random_state=0)
     report = u.forget([4, 50])
-    norms = [p["retained_gradient_norm"] for p in report.passes]
-    assert np.isfinite(report.retained_gradient_norm_before)
-    assert np.isfinite(norms[0]) and np.isfinite(norms[1]) and np.isnan(norms[2])
-    assert norms[1] < norms[0] < report.retained_gradient_norm_before
-    assert np.isnan(report.retained_gradient_norm_after)
+    assert report.passes[0]["target_gradient_norm"] < 1e-12
+    assert report.passes[0]["damping"] == 0.0
+    # with no subsample, the scope is every retained sample: the "retained" control
+    results = []
+    for control in ("retained", "curvature_samples"):
+        copy_ = clone(untouched)
+        report = Unlearner(copy_, loss_fn, (X, y), weight_decay=WD, selection="gradient",
+                           max_slices=1, max_passes=2, step_control=control,
+                           random_state=0).forget([4, 50])
+        results.append((flat(copy_), report.retained_gradient_norm_after))
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-13, rtol=0)
+    assert results[1][1] == pytest.approx(results[0][1], rel=1e-10)
 
 
 def test_n_is_decremented_and_bad_indices_refused():
@@ -421,7 +428,7 @@ def test_n_is_decremented_and_bad_indices_refused():
     ({"noise": "sekhari", "delta": 1.0}, "delta"),
     ({"curvature": "fisher"}, "curvature"),
     ({"objective": "exact"}, "objective must be"),
-    ({"step_control": "trust"}, "step_control must be"),
+    ({"step_control": "model"}, "step_control must be"),
 ])
 def test_bad_options(kwargs, match):
     model, X, y = logistic_problem(n=30)

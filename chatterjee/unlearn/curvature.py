@@ -451,17 +451,14 @@ def _orthonormal_outside(directions, positions, size, device, rtol=1e-8):
 
 
 def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=4096,
-                       check=True, cg_iterations=250, cg_tolerance=1e-10,
-                       max_damping_tries=12):
+                       cg_iterations=250, cg_tolerance=1e-10, max_damping_tries=12):
     """A Newton step on the block that never lets the retained objective rise.
 
     Solves ``(H + mu I) s = -g`` in float64, by Cholesky when the block has at most
     ``max_dense`` parameters and by conjugate gradients on Hessian-vector products
     otherwise. ``mu`` starts at 0 (a pure Newton step) or, for an indefinite block,
     just above ``-lambda_min``; while the step raises F_r, ``mu`` grows tenfold. If no
-    damping lowers F_r, the step is zero. With ``check=False`` F_r is never evaluated:
-    the first step that the damped curvature allows (positive definite) is taken, and
-    ``objective_before`` and ``objective_after`` are nan.
+    damping lowers F_r, the step is zero.
 
     Returns
     -------
@@ -474,7 +471,7 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
         ``objective_before`` and ``objective_after``.
     """
     g = gradient.double()
-    before = objective.value(theta) if check else float("nan")
+    before = objective.value(theta)
     info = {"objective_before": before, "curvature_min": None}
     scale = float(g.abs().max()) if g.numel() else 0.0
     if scale == 0.0:
@@ -518,10 +515,8 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
         except _NegativeCurvature as error:
             mu = max(10 * mu, error.needed, bump)
             continue
-        if not check:
-            return step.to(theta.dtype), {**info, "damping": mu, "accepted": True,
-                                          "objective_after": float("nan")}
-        after = objective.value(theta + step.to(theta.dtype))
+        candidate = theta + step.to(theta.dtype)
+        after = objective.value(candidate)
         if after <= before + 1e-13 * abs(before):
             return step.to(theta.dtype), {**info, "damping": mu, "accepted": True,
                                           "objective_after": after}

@@ -49,7 +49,8 @@ class ForgetReport:
         Mean loss of the removed samples.
     retained_gradient_norm_before, retained_gradient_norm_after : float
         Norm of the retained objective's gradient over all sliced parameters (after
-        noise, if any); nan where ``step_control="model"`` did not compute it.
+        noise, if any); nan where ``step_control="curvature_samples"`` did not
+        compute it.
     noise_std : float
         Standard deviation of the noise added to the updated parameters (0 if none).
     retrain_due : bool or None
@@ -151,18 +152,18 @@ class Unlearner:
         direction and makes the passes converge much faster when blocks are coupled
         (the class rows of a softmax), but a pass then moves every sliced parameter,
         each slice outside the block along those few directions only.
-    step_control : {"objective", "model"}, default="objective"
-        ``"objective"``: each trial step is checked on the retained objective (one
-        pass over the retained data per trial) and damped until it does not raise it,
-        and the retained gradient is recomputed after each pass (for the report and
-        the next pass). ``"model"``: the step minimizes the quadratic model, damped only
-        as far as the curvature needs to be positive definite, as in the paper; the
-        retained data are passed over only where the retained gradient is needed
-        (``objective="retained"``, later passes, a ``budget``). A single
-        ``"influence"`` pass then costs the removed samples' gradient and the curvature
-        samples only, whatever the size of the training set, but nothing guards
-        against a step that overshoots; the report's objective values and retained
-        gradient norms that were not computed are nan.
+    step_control : {"retained", "curvature_samples"}, default="retained"
+        Where the passes' gradients are taken and each step is checked (damped until
+        it does not raise the objective). ``"retained"``: on all retained samples (a
+        pass over them per trial step and after each pass). ``"curvature_samples"``:
+        on the ``curvature_samples`` subsample, drawn once per call, of which the
+        curvature is also taken: the quadratic model and its check are then those of
+        the subsample's objective, and a call costs the removed samples and the
+        subsample, whatever the size of the training set. The first influence step
+        needs only the removed samples' gradient and is computed as with
+        ``"retained"``; later passes, the step check and the target gradient norms are
+        the subsample's (the retained gradient norms are nan, unless a ``budget``
+        needs them).
     tol : float, default=1e-10
         Stop the passes once the gradient norm of the objective solved is at most
         this.
@@ -245,7 +246,7 @@ class Unlearner:
                  n_perturbations=256, perturbation=0.1, max_slices=None,
                  max_parameters=0.3, objective="influence", curvature="exact",
                  curvature_samples=None, max_passes=1, acceleration=None,
-                 step_control="objective", tol=1e-10,
+                 step_control="retained", tol=1e-10,
                  noise=None, epsilon=1.0, delta=1e-5, budget=None, position_mask=None, batch_size=None, max_dense=4096,
                  random_state=None):
         if not isinstance(model, torch.nn.Module):
@@ -279,8 +280,8 @@ class Unlearner:
         if acceleration not in (None, "subspace"):
             raise ValueError(f"acceleration must be None or 'subspace', got {acceleration!r}")
         self.acceleration = acceleration
-        if step_control not in ("objective", "model"):
-            raise ValueError(f"step_control must be 'objective' or 'model', "
+        if step_control not in ("retained", "curvature_samples"):
+            raise ValueError(f"step_control must be 'retained' or 'curvature_samples', "
                              f"got {step_control!r}")
         self.step_control = step_control
         self.tol = _check_real(tol, "tol", low=0.0)
@@ -361,22 +362,22 @@ class Unlearner:
         report = ForgetReport(indices=list(indices))
         report.removed_loss_before = self._mean_loss(removed)
         removed_gradient = self._loss_gradient(removed)
-        checked = self.step_control == "objective"
-        # With step_control="model", a single influence pass needs no retained gradient:
-        # the retained data are then not passed over at all.
-        single_influence = self.objective == "influence" and self.max_passes == 1
-        gradient = offset = None
-        if checked or not single_influence:
-            gradient = self._retained_gradient(retained, (len(indices), removed_gradient))
+        # step_control="curvature_samples": the call works on one random subsample of the
+        # retained data (gradients, curvature, the step check), never on all of them
+        scope = (self._curvature_samples(retained)
+                 if self.step_control == "curvature_samples" else None)
+        scope = retained if scope is None else scope
+        gradient = self._scope_gradient(scope, retained, (len(indices), removed_gradient))
+        if len(scope) == len(retained):
             report.retained_gradient_norm_before = _norm(gradient)
+        offset = None
         if self.objective == "influence":
             # n / (n - k) grad F(w_0) = grad F_r(w_0) + (sum_j grad loss_j + k lambda w_0)
             # / (n - k): the target gradient at w_0 is the influence of the k samples
             k, params = len(indices), dict(self.model.named_parameters())
             influence = {name: k / len(retained) * (g + self.weight_decay * params[name].detach())
                          for name, g in removed_gradient.items()}
-            if gradient is not None:
-                offset = {name: g + influence[name] for name, g in gradient.items()}
+            offset = {name: g + influence[name] for name, g in gradient.items()}
             gradient = {name: -g for name, g in influence.items()}
         updated, steps = [], []        # steps: the accelerated passes' full steps
         everything = self.slice_map.block(self.slice_map.slices)
@@ -389,31 +390,29 @@ class Unlearner:
             slices = self._select(removed, gradient, first_pass=not report.passes)
             timings["selection"] += time.perf_counter() - tick
             tick = time.perf_counter()
-            curvature = self._curvature_samples(retained)
-            objective = self._objective(retained, slices, offset, curvature)
+            curvature = (scope if len(scope) < len(retained)
+                         else self._curvature_samples(retained))
+            objective = self._objective(scope, slices, offset, curvature)
             if self.acceleration == "subspace":
-                full = self._objective(retained, self.slice_map.slices, offset, curvature)
+                full = self._objective(scope, self.slice_map.slices, offset, curvature)
                 info = self._subspace_step(objective, full, gradient, steps)
             else:
                 theta = objective.theta
                 block_gradient = objective.block.gather(gradient).to(theta.dtype)
                 step, info = damped_newton_step(objective, theta, block_gradient,
-                                                kind=self.curvature, max_dense=self.max_dense,
-                                                check=checked)
+                                                kind=self.curvature, max_dense=self.max_dense)
                 objective.block.write(self.model, theta + step)
                 info = {**info, "n_parameters": theta.numel(), "n_directions": 0}
             timings["newton"] += time.perf_counter() - tick
             updated.extend(s for s in slices if s not in updated)
-            target_norm = report.retained_gradient_norm_after = float("nan")
-            if checked or pass_number < self.max_passes or self.budget is not None:
-                gradient = self._retained_gradient(retained)
+            gradient = self._scope_gradient(scope, retained)
+            if len(scope) == len(retained):
                 report.retained_gradient_norm_after = _norm(gradient)
-                if offset is not None:
-                    gradient = {name: g - offset[name] for name, g in gradient.items()}
-                target_norm = _norm(gradient)
+            if offset is not None:
+                gradient = {name: g - offset[name] for name, g in gradient.items()}
             report.passes.append({**info, "slices": slices,
                                   "retained_gradient_norm": report.retained_gradient_norm_after,
-                                  "target_gradient_norm": target_norm})
+                                  "target_gradient_norm": _norm(gradient)})
         params = _detached(self.model)
         if steps:                   # the slices the extra directions moved
             changed = everything.gather(params) != start
@@ -427,11 +426,12 @@ class Unlearner:
             theta = block.gather(params)
             noise = torch.from_numpy(self._rng.normal(size=theta.numel()))
             block.write(self.model, theta + report.noise_std * noise.to(theta))
-            if checked or self.budget is not None:
-                gradient = self._retained_gradient(retained)
-                report.retained_gradient_norm_after = _norm(gradient)
+            if len(scope) == len(retained):
+                report.retained_gradient_norm_after = _norm(self._retained_gradient(retained))
         report.removed_loss_after = self._mean_loss(removed)
         if self.budget is not None:
+            if len(scope) < len(retained):
+                report.retained_gradient_norm_after = _norm(self._retained_gradient(retained))
             report.retrain_due = self.budget.spend(
                 len(retained) * report.retained_gradient_norm_after)
         timings["total"] = time.perf_counter() - started
@@ -493,8 +493,7 @@ class Unlearner:
         theta = subspace.theta
         coordinates_gradient = subspace.restrict(full.block.gather(gradient))
         step, info = damped_newton_step(subspace, theta, coordinates_gradient.to(theta.dtype),
-                                        kind=self.curvature, max_dense=self.max_dense,
-                                        check=self.step_control == "objective")
+                                        kind=self.curvature, max_dense=self.max_dense)
         full_step = subspace.step_in_full(step)
         full.block.write(self.model, full.theta + full_step.to(full.theta.dtype))
         steps.append(full_step)
@@ -554,6 +553,15 @@ class Unlearner:
             self._retained_sum = (self._state(), n, {name: g * n for name, g in mean.items()})
         return {name: g + self.weight_decay * params[name].detach()
                 for name, g in mean.items()}
+
+    def _scope_gradient(self, scope, retained, removing=None):
+        """Gradient of the objective averaged over ``scope``: all ``retained`` samples
+        (kept between calls, see :meth:`_retained_gradient`) or a subsample of them."""
+        if len(scope) == len(retained):
+            return self._retained_gradient(retained, removing)
+        params = dict(self.model.named_parameters())
+        return {name: g + self.weight_decay * params[name].detach()
+                for name, g in self._loss_gradient(scope).items()}
 
     def _state(self):
         """Identifies the model's current parameter and buffer values: storage and
