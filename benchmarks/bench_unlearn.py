@@ -618,6 +618,84 @@ def plot_sequential(results):
     print(f"saved {FIGURES / 'unlearn_deep_sequential.png'}\n")
 
 
+# ------------------------------------------------------------------------ scale
+
+def shifted_digits(n, seed, image=False):
+    """The digits training split grown to ``n`` samples: the 1,437 images, then copies
+    shifted by one pixel in a random direction (zero fill) with Gaussian pixel noise
+    of standard deviation 0.05; the test split unchanged. Returns like ``digits``."""
+    (X, y), test_data = digits(torch.float32, image=True)
+    rng = np.random.default_rng(seed)
+    source = rng.integers(0, X.shape[0], max(n - X.shape[0], 0))
+    moves = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+    chosen = rng.integers(0, len(moves), source.size)
+    copies = torch.zeros((source.size, 1, 8, 8))
+    for m, (dy, dx) in enumerate(moves):
+        rows = torch.from_numpy(np.flatnonzero(chosen == m))
+        shifted = torch.roll(X[torch.from_numpy(source)[rows]], (dy, dx), dims=(2, 3))
+        if dy:
+            shifted[:, :, 0 if dy > 0 else -1, :] = 0
+        if dx:
+            shifted[:, :, :, 0 if dx > 0 else -1] = 0
+        copies[rows] = shifted
+    noise = torch.from_numpy(rng.normal(0.0, 0.05, copies.shape)).float()
+    X_all = torch.cat([X, (copies + noise).clamp(0, 1)])[:n]
+    y_all = torch.cat([y, y[torch.from_numpy(source)]])[:n]
+    if not image:
+        X_all, test_data = X_all.reshape(n, 64), (test_data[0].reshape(-1, 64), test_data[1])
+    return (X_all, y_all), test_data
+
+
+def scale(args):
+    """Time per sequential forget() call against retraining as the training set grows.
+
+    With ``step_control="subsample"`` a call touches the removed samples and two
+    subsamples of the retained data only, so its cost does not grow with n while retraining's
+    does.
+    """
+    rows = []
+    for n in args.scale_sizes:
+        for name, make, image in DATASETS["digits"]["models"]:
+            if args.architectures and name.lower() not in args.architectures:
+                continue
+            train_data, test_data = shifted_digits(n, args.seed, image=image)
+            recipe = dict(DEEP_RECIPE, epochs=8) if args.quick else DEEP_RECIPE
+            torch.manual_seed(args.seed)
+            original = make()
+            train(original, LOSS, train_data, random_state=args.seed, **recipe)
+            rng = np.random.default_rng(args.seed)
+            forget_set = [int(i) for i in rng.choice(n, args.deep_removals, replace=False)]
+            sets = (subset(train_data, forget_set),
+                    subset(train_data, complement(n, forget_set)), test_data)
+            retrained, retrain_time = timed(retrain, make, LOSS, train_data, forget_set,
+                                            random_state=args.seed + 1, **recipe)
+            reference = evaluate(retrained, *sets)
+            row = [n, name, retrain_time, average_gap(evaluate(original, *sets), reference)]
+            for control in ("retained", "subsample"):
+                options = {"weight_decay": recipe["weight_decay"], "selection": "lfoci",
+                           "objective": args.objective, "curvature": args.curvature,
+                           "curvature_samples": args.curvature_samples,
+                           "n_perturbations": args.perturbations,
+                           "max_parameters": args.max_parameters,
+                           "acceleration": args.acceleration, "step_control": control,
+                           "random_state": args.seed}
+                model, reports, _ = run_unlearner(original, train_data, forget_set,
+                                                  args.batch, options)
+                per_call = sum(r.timings["total"] for r in reports) / len(reports)
+                row += [average_gap(evaluate(model, *sets), reference), per_call,
+                        retrain_time / per_call]
+            rows.append(row)
+            print(f"  n = {n}, {name}: done", flush=True)
+    print(f"## Scale: {args.deep_removals} random removals in calls of {args.batch}, "
+          f"digits grown by shifted noisy copies\n")
+    print(f"Unlearner: L-FOCI, acceleration {args.acceleration}, {args.curvature} on "
+          f"{args.curvature_samples} samples; avg gap to retraining (points); speed-up = "
+          f"retraining time / s per call.\n")
+    table(["n", "model", "retrain (s)", "do nothing", "retained: gap", "s / call",
+           "speed-up", "subsample: gap", "s / call", "speed-up"], rows)
+    return rows
+
+
 # ------------------------------------------------------------------------ transformer
 
 PAD, VOCAB, LENGTH, MARKERS = 0, 40, 12, (1, 2)
@@ -707,7 +785,7 @@ def transformer(args):
 # ------------------------------------------------------------------------ main
 
 PARTS = {"convex": convex, "deep": deep, "transformer": transformer}
-EXTRA_PARTS = {"tune": tune}
+EXTRA_PARTS = {"tune": tune, "scale": scale}
 
 
 def count_or_fraction(text):
@@ -771,12 +849,14 @@ def main(argv=None):
                         help="deep, tune and transformer: the Unlearner's acceleration "
                              "of its passes")
     parser.add_argument("--step-control", default="retained",
-                        choices=["retained", "curvature_samples"],
+                        choices=["retained", "subsample"],
                         help="deep, tune and transformer: the Unlearner's step_control")
     parser.add_argument("--scenarios", nargs="*", default=["sequential", "class"],
                         choices=["sequential", "class"], help="deep: scenarios to run")
     parser.add_argument("--rules", nargs="*", default=["lfoci", "gradient"],
                         choices=["lfoci", "gradient"], help="deep: the Unlearner's selections")
+    parser.add_argument("--scale-sizes", type=int, nargs="*", default=[1437, 5000, 20000],
+                        help="scale: training set sizes")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: timings of a shared machine)")
     args = parser.parse_args(argv)

@@ -351,14 +351,15 @@ def test_retained_gradient_is_downdated_between_calls_unless_the_model_changed()
 
 
 @pytest.mark.parametrize("acceleration", [None, "subspace"])
-def test_curvature_samples_step_control_never_passes_over_the_retained_data(acceleration):
+def test_subsample_step_control_never_passes_over_the_retained_data(acceleration):
     model, X, y = logistic_problem(n=300, classes=4)
     options = {"weight_decay": WD, "selection": "gradient", "max_slices": 2,
                "curvature": "gauss_newton", "curvature_samples": 40,
                "acceleration": acceleration, "max_passes": 3, "random_state": 0}
-    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), step_control="curvature_samples",
-                  **options)
-    touched = []
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), step_control="subsample", **options)
+    touched, samples = [], []
+    make = u._objective
+    u._objective = lambda scope, *rest: samples.append((scope, rest[-1])) or make(scope, *rest)
     sweep = u.data.batches
     u.data.batches = lambda indices: touched.append(len(indices)) or sweep(indices)
     for indices in (3, [7, 8, 9]):
@@ -371,26 +372,43 @@ def test_curvature_samples_step_control_never_passes_over_the_retained_data(acce
         targets = [p["target_gradient_norm"] for p in report.passes]
         assert all(np.isfinite(targets)) and targets[-1] < targets[0]
         assert all(p["objective_after"] <= p["objective_before"] for p in report.passes)
-    assert max(touched) <= 40            # removed samples and curvature samples only
+    assert max(touched) <= 40            # removed samples and the subsamples only
+    for scope, curvature in samples:     # the step is checked on other samples
+        assert len(scope) == len(curvature) == 40
+        assert not set(scope.tolist()) & set(curvature.tolist())
 
 
-def test_curvature_samples_step_control_solves_the_subsample_objective():
-    # least squares: one full pass minimizes the subsample's quadratic influence
-    # objective exactly (its target gradient is zero) with an undamped step
+def test_subsample_step_control_takes_the_influence_step_of_the_curvature_sample():
+    # least squares: the step is w_0 + H_S^-1 (k / (n - k)) (mean removed gradient +
+    # weight_decay w_0), H_S the Hessian on the curvature sample, accepted undamped
     model, loss_fn, X, y = least_squares_problem()
     untouched = clone(model)
     u = Unlearner(model, loss_fn, (X, y), weight_decay=WD, selection="full",
-                  curvature_samples=50, step_control="curvature_samples", random_state=0)
-    report = u.forget([4, 50])
-    assert report.passes[0]["target_gradient_norm"] < 1e-12
-    assert report.passes[0]["damping"] == 0.0
+                  curvature_samples=50, step_control="subsample", random_state=0)
+    samples = []
+    make = u._objective
+    u._objective = lambda scope, *rest: samples.append(rest[-1]) or make(scope, *rest)
+    removed = [4, 50]
+    report = u.forget(removed)
+    assert report.passes[0]["damping"] == 0.0 and report.passes[0]["accepted"]
+    w0 = flat(untouched)
+    shapes = [p.shape for p in untouched.parameters()]
+
+    def objective(w, rows):
+        weight, bias = w[:-shapes[1].numel()].reshape(shapes[0]), w[-shapes[1].numel():]
+        return loss_fn(X[rows] @ weight.T + bias, y[rows]) + WD / 2 * (w ** 2).sum()
+    H = torch.func.hessian(objective)(w0, samples[0])
+    influence = len(removed) / (120 - len(removed)) * torch.func.grad(objective)(
+        w0, torch.tensor(removed))
+    assert torch.allclose(flat(model), w0 + torch.linalg.solve(H, influence),
+                          atol=1e-12, rtol=0)
     # with no subsample, the scope is every retained sample: the "retained" control
     results = []
-    for control in ("retained", "curvature_samples"):
+    for control in ("retained", "subsample"):
         copy_ = clone(untouched)
         report = Unlearner(copy_, loss_fn, (X, y), weight_decay=WD, selection="gradient",
                            max_slices=1, max_passes=2, step_control=control,
-                           random_state=0).forget([4, 50])
+                           random_state=0).forget(removed)
         results.append((flat(copy_), report.retained_gradient_norm_after))
     assert torch.allclose(results[0][0], results[1][0], atol=1e-13, rtol=0)
     assert results[1][1] == pytest.approx(results[0][1], rel=1e-10)

@@ -49,8 +49,7 @@ class ForgetReport:
         Mean loss of the removed samples.
     retained_gradient_norm_before, retained_gradient_norm_after : float
         Norm of the retained objective's gradient over all sliced parameters (after
-        noise, if any); nan where ``step_control="curvature_samples"`` did not
-        compute it.
+        noise, if any); nan where ``step_control="subsample"`` did not compute it.
     noise_std : float
         Standard deviation of the noise added to the updated parameters (0 if none).
     retrain_due : bool or None
@@ -152,18 +151,20 @@ class Unlearner:
         direction and makes the passes converge much faster when blocks are coupled
         (the class rows of a softmax), but a pass then moves every sliced parameter,
         each slice outside the block along those few directions only.
-    step_control : {"retained", "curvature_samples"}, default="retained"
+    step_control : {"retained", "subsample"}, default="retained"
         Where the passes' gradients are taken and each step is checked (damped until
         it does not raise the objective). ``"retained"``: on all retained samples (a
-        pass over them per trial step and after each pass). ``"curvature_samples"``:
-        on the ``curvature_samples`` subsample, drawn once per call, of which the
-        curvature is also taken: the quadratic model and its check are then those of
-        the subsample's objective, and a call costs the removed samples and the
-        subsample, whatever the size of the training set. The first influence step
+        pass over them per trial step and after each pass). ``"subsample"``: on
+        ``curvature_samples`` random retained samples drawn once per call, disjoint
+        from the ``curvature_samples`` the curvature is averaged over (so the check
+        catches a step along directions that the curvature sample underrates). The
+        quadratic model and its check are those of the subsample's objective, with its
+        own influence offset, and a call costs the removed samples and the two
+        subsamples, whatever the size of the training set. The first influence step
         needs only the removed samples' gradient and is computed as with
-        ``"retained"``; later passes, the step check and the target gradient norms are
-        the subsample's (the retained gradient norms are nan, unless a ``budget``
-        needs them).
+        ``"retained"``; the retained gradient norms in the report are nan (unless a
+        ``budget`` needs them). Without ``curvature_samples``, or with fewer than
+        twice as many retained samples, it is ``"retained"``.
     tol : float, default=1e-10
         Stop the passes once the gradient norm of the objective solved is at most
         this.
@@ -280,8 +281,8 @@ class Unlearner:
         if acceleration not in (None, "subspace"):
             raise ValueError(f"acceleration must be None or 'subspace', got {acceleration!r}")
         self.acceleration = acceleration
-        if step_control not in ("retained", "curvature_samples"):
-            raise ValueError(f"step_control must be 'retained' or 'curvature_samples', "
+        if step_control not in ("retained", "subsample"):
+            raise ValueError(f"step_control must be 'retained' or 'subsample', "
                              f"got {step_control!r}")
         self.step_control = step_control
         self.tol = _check_real(tol, "tol", low=0.0)
@@ -362,11 +363,14 @@ class Unlearner:
         report = ForgetReport(indices=list(indices))
         report.removed_loss_before = self._mean_loss(removed)
         removed_gradient = self._loss_gradient(removed)
-        # step_control="curvature_samples": the call works on one random subsample of the
-        # retained data (gradients, curvature, the step check), never on all of them
-        scope = (self._curvature_samples(retained)
-                 if self.step_control == "curvature_samples" else None)
-        scope = retained if scope is None else scope
+        # step_control="subsample": gradients and the step check on one random subsample
+        # of the retained data, the curvature on another, disjoint one: never all of them
+        scope, curvature = retained, None
+        m = self.curvature_samples
+        if self.step_control == "subsample" and m is not None and 2 * m <= len(retained):
+            drawn = self._rng.choice(len(retained), 2 * m, replace=False)
+            curvature = retained[torch.from_numpy(np.sort(drawn[:m]))]
+            scope = retained[torch.from_numpy(np.sort(drawn[m:]))]
         gradient = self._scope_gradient(scope, retained, (len(indices), removed_gradient))
         if len(scope) == len(retained):
             report.retained_gradient_norm_before = _norm(gradient)
@@ -390,11 +394,10 @@ class Unlearner:
             slices = self._select(removed, gradient, first_pass=not report.passes)
             timings["selection"] += time.perf_counter() - tick
             tick = time.perf_counter()
-            curvature = (scope if len(scope) < len(retained)
-                         else self._curvature_samples(retained))
-            objective = self._objective(scope, slices, offset, curvature)
+            sample = self._curvature_samples(retained) if curvature is None else curvature
+            objective = self._objective(scope, slices, offset, sample)
             if self.acceleration == "subspace":
-                full = self._objective(scope, self.slice_map.slices, offset, curvature)
+                full = self._objective(scope, self.slice_map.slices, offset, sample)
                 info = self._subspace_step(objective, full, gradient, steps)
             else:
                 theta = objective.theta
