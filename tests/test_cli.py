@@ -234,10 +234,11 @@ def test_unlearn_demo_table(capsys):
 def test_unlearn_demo_json(capsys):
     pytest.importorskip("torch")
     code, out, _ = run(capsys, *FAST_UNLEARN, "--json", "--selection", "gradient",
-                       "--acceleration", "subspace")
+                       "--acceleration", "subspace", "--step-control", "subsample")
     assert code == 0
     result = json.loads(out)
     assert result["selection"] == "gradient" and result["acceleration"] == "subspace"
+    assert result["step_control"] == "subsample"
     assert len(result["removals"]) == 1
     removal = result["removals"][0]
     assert set(removal) == {"index", "label", "slices", "n_parameters", "loss_before",
