@@ -653,7 +653,7 @@ def scale(args):
     subsamples of the retained data only, so its cost does not grow with n while retraining's
     does.
     """
-    rows = []
+    rows, breakdown = [], []
     for n in args.scale_sizes:
         for name, make, image in DATASETS["digits"]["models"]:
             if args.architectures and name.lower() not in args.architectures:
@@ -665,12 +665,17 @@ def scale(args):
             train(original, LOSS, train_data, random_state=args.seed, **recipe)
             rng = np.random.default_rng(args.seed)
             forget_set = [int(i) for i in rng.choice(n, args.deep_removals, replace=False)]
-            sets = (subset(train_data, forget_set),
-                    subset(train_data, complement(n, forget_set)), test_data)
+            # the retain set in random order: the MIA's shadow members are its first
+            # samples, which must not be the unshifted originals alone
+            kept = complement(n, forget_set)
+            kept = kept[torch.from_numpy(rng.permutation(len(kept)))]
+            sets = (subset(train_data, forget_set), subset(train_data, kept), test_data)
             retrained, retrain_time = timed(retrain, make, LOSS, train_data, forget_set,
                                             random_state=args.seed + 1, **recipe)
             reference = evaluate(retrained, *sets)
-            row = [n, name, retrain_time, average_gap(evaluate(original, *sets), reference)]
+            untouched = evaluate(original, *sets)
+            row = [n, name, retrain_time, average_gap(untouched, reference)]
+            metrics = {"retrained": reference, "do nothing": untouched}
             for control in ("retained", "subsample"):
                 options = {"weight_decay": recipe["weight_decay"], "selection": "lfoci",
                            "objective": args.objective, "curvature": args.curvature,
@@ -682,9 +687,14 @@ def scale(args):
                 model, reports, _ = run_unlearner(original, train_data, forget_set,
                                                   args.batch, options)
                 per_call = sum(r.timings["total"] for r in reports) / len(reports)
-                row += [average_gap(evaluate(model, *sets), reference), per_call,
+                metrics[control] = evaluate(model, *sets)
+                row += [average_gap(metrics[control], reference), per_call,
                         retrain_time / per_call]
             rows.append(row)
+            breakdown.append(f"n = {n}, {name}: " + "; ".join(
+                f"{key} " + " / ".join(f"{100 * scores[metric]:.1f}" for metric in (
+                    "forget_accuracy", "retain_accuracy", "test_accuracy", "mia_efficacy"))
+                for key, scores in metrics.items()))
             print(f"  n = {n}, {name}: done", flush=True)
     print(f"## Scale: {args.deep_removals} random removals in calls of {args.batch}, "
           f"digits grown by shifted noisy copies\n")
@@ -693,6 +703,8 @@ def scale(args):
           f"retraining time / s per call.\n")
     table(["n", "model", "retrain (s)", "do nothing", "retained: gap", "s / call",
            "speed-up", "subsample: gap", "s / call", "speed-up"], rows)
+    print("Forget / retain / test accuracy / MIA efficacy (%):\n")
+    print("\n".join(f"* {line}" for line in breakdown) + "\n")
     return rows
 
 
