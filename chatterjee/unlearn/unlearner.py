@@ -155,16 +155,18 @@ class Unlearner:
         Where the passes' gradients are taken and each step is checked (damped until
         it does not raise the objective). ``"retained"``: on all retained samples (a
         pass over them per trial step and after each pass). ``"subsample"``: on
-        ``curvature_samples`` random retained samples drawn once per call, disjoint
-        from the ``curvature_samples`` the curvature is averaged over (so the check
-        catches a step along directions that the curvature sample underrates). The
-        quadratic model and its check are those of the subsample's objective, with its
-        own influence offset, and a call costs the removed samples and the two
-        subsamples, whatever the size of the training set. The first influence step
-        needs only the removed samples' gradient and is computed as with
-        ``"retained"``; the retained gradient norms in the report are nan (unless a
-        ``budget`` needs them). Without ``curvature_samples``, or with fewer than
-        twice as many retained samples, it is ``"retained"``.
+        ``2 * curvature_samples`` random retained samples drawn once per call: the
+        ``curvature_samples`` the curvature is averaged over and as many others, so
+        the check also sees samples the quadratic model was not built from. The
+        objective is then the subsample's, with its own influence offset, and a call
+        costs the removed samples and the subsample, whatever the size of the
+        training set. The first influence step needs only the removed samples'
+        gradient and is computed as with ``"retained"``; the retained gradient norms
+        in the report are nan (unless a ``budget`` needs them). Without
+        ``curvature_samples``, or with fewer than twice as many retained samples, it
+        is ``"retained"``. Meant for a few samples per call: with many passes (a
+        class removal) the check on a subsample damps more than the full one, and
+        progress is slower.
     tol : float, default=1e-10
         Stop the passes once the gradient norm of the objective solved is at most
         this.
@@ -363,14 +365,14 @@ class Unlearner:
         report = ForgetReport(indices=list(indices))
         report.removed_loss_before = self._mean_loss(removed)
         removed_gradient = self._loss_gradient(removed)
-        # step_control="subsample": gradients and the step check on one random subsample
-        # of the retained data, the curvature on another, disjoint one: never all of them
+        # step_control="subsample": the curvature on m random retained samples, the
+        # gradients and the step check on those and m others: never on all of them
         scope, curvature = retained, None
         m = self.curvature_samples
         if self.step_control == "subsample" and m is not None and 2 * m <= len(retained):
             drawn = self._rng.choice(len(retained), 2 * m, replace=False)
             curvature = retained[torch.from_numpy(np.sort(drawn[:m]))]
-            scope = retained[torch.from_numpy(np.sort(drawn[m:]))]
+            scope = retained[torch.from_numpy(np.sort(drawn))]
         gradient = self._scope_gradient(scope, retained, (len(indices), removed_gradient))
         if len(scope) == len(retained):
             report.retained_gradient_norm_before = _norm(gradient)
