@@ -40,9 +40,9 @@ class ForgetReport:
     passes : list of dict
         Per pass: ``slices`` (the block chosen), ``n_parameters`` (entries changed),
         ``n_directions`` (extra directions of ``acceleration="subspace"``), ``solver``,
-        ``damping``,
-        ``curvature_min``, ``accepted``, ``objective_before``, ``objective_after``
-        (the objective the step solves), ``retained_gradient_norm`` and
+        ``damping``, ``curvature_min``, ``accepted``, ``objective_before``,
+        ``objective_after`` (the objective the step solves; with
+        ``step_control="subsample"``, the subsample's), ``retained_gradient_norm`` and
         ``target_gradient_norm`` (the norm of that objective's gradient; the same for
         ``objective="retained"``), after the pass.
     removed_loss_before, removed_loss_after : float
