@@ -25,6 +25,10 @@ deep
     nothing, fine-tuning, NegGrad, NegGrad+, ``full_newton`` and the Unlearner with
     L-FOCI and gradient-norm selection. Its options were chosen by ``tune`` (not part
     of the default run): a grid evaluated on a held-out fifth of the training split.
+scale
+    (Not part of the default run.) The digits grown to 1,437, 5,000 and 20,000 images
+    by shifted noisy copies: time per sequential ``forget`` call against retraining,
+    with ``step_control="retained"`` and ``"subsample"``, and the average gap.
 transformer
     A one-layer transformer classifier on synthetic token sequences with padding:
     L-FOCI selection with token-replacement perturbations and a padding mask; prints
