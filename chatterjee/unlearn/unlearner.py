@@ -389,7 +389,7 @@ class Unlearner:
         everything = self.slice_map.block(self.slice_map.slices)
         start = (everything.gather(_detached(self.model)).clone()
                  if self.acceleration == "subspace" else None)
-        for pass_number in range(1, self.max_passes + 1):
+        for _ in range(self.max_passes):
             if report.passes and report.passes[-1]["target_gradient_norm"] <= self.tol:
                 break
             tick = time.perf_counter()
@@ -545,7 +545,6 @@ class Unlearner:
         the last sum (the removal before this one ended with it), the sum is downdated
         instead of recomputed: no pass over the training data.
         """
-        params = dict(self.model.named_parameters())
         n = len(retained)
         known = self._retained_sum
         if (removing is not None and known is not None
@@ -556,17 +555,20 @@ class Unlearner:
         else:
             mean = self._loss_gradient(retained)
             self._retained_sum = (self._state(), n, {name: g * n for name, g in mean.items()})
-        return {name: g + self.weight_decay * params[name].detach()
-                for name, g in mean.items()}
+        return self._plus_decay(mean)
 
     def _scope_gradient(self, scope, retained, removing=None):
         """Gradient of the objective averaged over ``scope``: all ``retained`` samples
         (kept between calls, see :meth:`_retained_gradient`) or a subsample of them."""
         if len(scope) == len(retained):
             return self._retained_gradient(retained, removing)
+        return self._plus_decay(self._loss_gradient(scope))
+
+    def _plus_decay(self, mean_loss_gradient):
+        """The objective's gradient from the mean loss gradient (name → tensor)."""
         params = dict(self.model.named_parameters())
         return {name: g + self.weight_decay * params[name].detach()
-                for name, g in self._loss_gradient(scope).items()}
+                for name, g in mean_loss_gradient.items()}
 
     def _state(self):
         """Identifies the model's current parameter and buffer values: storage and
