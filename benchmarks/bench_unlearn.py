@@ -653,9 +653,9 @@ def shifted_digits(n, seed, image=False):
 def scale(args):
     """Time per sequential forget() call against retraining as the training set grows.
 
-    With ``step_control="subsample"`` a call touches the removed samples and two
-    subsamples of the retained data only, so its cost does not grow with n while retraining's
-    does.
+    With ``step_control="subsample"`` a call touches the removed samples and a
+    subsample of the retained data only, so its cost does not grow with n while
+    retraining's does.
     """
     rows, breakdown = [], []
     for n in args.scale_sizes:
