@@ -447,6 +447,7 @@ def test_n_is_decremented_and_bad_indices_refused():
     ({"curvature": "fisher"}, "curvature"),
     ({"objective": "exact"}, "objective must be"),
     ({"step_control": "model"}, "step_control must be"),
+    ({"step_control": "subsample", "objective": "retained"}, "needs objective='influence'"),
 ])
 def test_bad_options(kwargs, match):
     model, X, y = logistic_problem(n=30)

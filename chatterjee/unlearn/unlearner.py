@@ -166,7 +166,8 @@ class Unlearner:
         ``curvature_samples``, or with fewer than twice as many retained samples, it
         is ``"retained"``. Meant for a few samples per call: with many passes (a
         class removal) the check on a subsample damps more than the full one, and
-        progress is slower.
+        progress is slower. Needs ``objective="influence"``: the retained objective
+        of a subsample has its own optimum, away from the model's.
     tol : float, default=1e-10
         Stop the passes once the gradient norm of the objective solved is at most
         this.
@@ -286,6 +287,9 @@ class Unlearner:
         if step_control not in ("retained", "subsample"):
             raise ValueError(f"step_control must be 'retained' or 'subsample', "
                              f"got {step_control!r}")
+        if step_control == "subsample" and objective != "influence":
+            # without the influence offset the subsample's own optimum would be the target
+            raise ValueError("step_control='subsample' needs objective='influence'")
         self.step_control = step_control
         self.tol = _check_real(tol, "tol", low=0.0)
         if not (noise is None or noise == "sekhari"
