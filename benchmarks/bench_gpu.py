@@ -112,7 +112,7 @@ def main(argv=None):
     y_d, z_d, x_d = (to_device(v) for v in (y, z, x))
     compare("codec T(Y, Z | X), d_x = 3", f"n={n}",
             lambda: codec(y, z, x, random_state=0).statistic,
-            lambda: codec(y_d, z_d, x_d, random_state=0).statistic,
+            lambda: codec(y_d, z_d, x_d, random_state=0, backend=args.library).statistic,
             lambda a, b: abs(a - b) <= 1e-12)
 
     n, p = int(args.foci_n), args.foci_p
@@ -120,7 +120,7 @@ def main(argv=None):
     X_d, y_d = to_device(X), to_device(y)
     compare("foci, stop=True", f"n={n}, p={p}",
             lambda: foci(X, y, random_state=0, n_jobs=-1).selected.tolist(),
-            lambda: foci(X_d, y_d, random_state=0).selected.tolist(),
+            lambda: foci(X_d, y_d, random_state=0, backend=args.library).selected.tolist(),
             lambda a, b: a == b)
 
     print(f"\n| task | size | numpy (s) | {args.library} (s) | numpy / {args.library} |")

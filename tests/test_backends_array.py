@@ -8,6 +8,9 @@ points alike (one dimension, duplicated rows) the graphs must be the same.
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from scipy import stats
 from scipy.spatial.distance import cdist
 
@@ -99,11 +102,15 @@ def test_tie_breaking_is_uniform():
 
 
 def test_listed_base_search_matches_brute_force(small_blocks):
+    """Joint spaces up to four dimensions go to the grid, wider ones to the lists."""
     rng = np.random.default_rng(4)
     for base, block in [
         (rng.normal(size=(400, 1)), rng.normal(size=(400, 1))),
         (rng.normal(size=(400, 2)), rng.normal(size=(400, 2))),
         (rng.integers(0, 3, size=(400, 2)) * 1.0, rng.integers(0, 3, size=(400, 1)) * 1.0),
+        (rng.normal(size=(400, 4)), rng.normal(size=(400, 1))),
+        (rng.normal(size=(400, 3)), rng.normal(size=(400, 3))),
+        (rng.integers(0, 3, size=(400, 4)) * 1.0, rng.integers(0, 3, size=(400, 1)) * 1.0),
     ]:
         joint = np.hstack((base, block))
         allowed = minimal_sets(joint)
@@ -113,6 +120,82 @@ def test_listed_base_search_matches_brute_force(small_blocks):
         assert allowed[np.arange(400), chosen].all()
         if allowed.sum(axis=1).max() == 1:
             np.testing.assert_array_equal(chosen, cpu_graph(joint, 0))
+
+
+# --- the grid search (two to four dimensions) ----------------------------------------
+
+def _clouds():
+    rng = np.random.default_rng(6)
+    normal = rng.normal(size=(2000, 3))
+    return {
+        "normal 2-d": rng.normal(size=(3000, 2)),
+        "normal 4-d": rng.normal(size=(2000, 4)),
+        "cauchy": rng.standard_cauchy(size=(2000, 3)),
+        "far outliers": np.vstack((normal[:1950], 1e6 * normal[1950:])),
+        "skewed": rng.exponential(size=(2000, 3)) ** 3,
+        "lattice with ties": rng.integers(0, 4, size=(2000, 2)) * 0.25,
+        "duplicated rows": np.vstack((normal[:1000], normal[:1000])),
+        "a constant column": np.column_stack((normal[:, :2], np.full(2000, 3.0))),
+        "far clusters": np.vstack((normal[:1900], 1e4 + 1e-3 * normal[1900:])),
+        "one coordinate tiny": normal * [1.0, 1e-9, 1.0],
+    }
+
+
+CLOUDS = _clouds()
+
+
+def grid_and_brute(points, seed):
+    points = torch.asarray(points)
+    u = torch.asarray(np.random.default_rng(seed).random(points.shape[0]))
+    return (device_search.nearest_neighbors_grid(points, u).numpy(),
+            device_search.nearest_neighbors_brute(points, u).numpy())
+
+
+@pytest.fixture
+def grid_blocks():
+    """A limit that splits the grid's rows into many blocks and pieces."""
+    previous = set_memory_limit(1 << 18)
+    yield
+    set_memory_limit(previous)
+
+
+@pytest.mark.parametrize("name", CLOUDS)
+def test_grid_gives_the_brute_force_graph(name, grid_blocks):
+    """Same distances, same tie rule: the same graph, ties included, on hard shapes."""
+    grid, brute = grid_and_brute(CLOUDS[name], 0)
+    np.testing.assert_array_equal(grid, brute)
+
+
+@pytest.mark.parametrize("name", ["cauchy", "far clusters", "lattice with ties"])
+@pytest.mark.parametrize("table", [True, False])
+def test_grid_levels_and_cell_lookups(name, table, monkeypatch):
+    """Every row searched by the grid (coarser and coarser until all are certified),
+    cells found in the table or by binary search."""
+    monkeypatch.setattr(device_search, "_BRUTE_ROWS", 0)
+    if not table:
+        monkeypatch.setattr(device_search, "_DENSE_CELLS", 0)
+    brute_calls = []
+    brute = device_search.nearest_neighbors_brute
+    monkeypatch.setattr(device_search, "nearest_neighbors_brute",
+                        lambda *args, **kwargs: brute_calls.append(1) or brute(*args, **kwargs))
+    points = torch.asarray(CLOUDS[name])
+    u = torch.asarray(np.random.default_rng(1).random(points.shape[0]))
+    grid = device_search.nearest_neighbors_grid(points, u).numpy()
+    assert not brute_calls
+    np.testing.assert_array_equal(grid, brute(points, u).numpy())
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(
+    lattice=hnp.arrays(np.int8, st.tuples(st.integers(70, 240), st.integers(2, 4)),
+                       elements=st.integers(-3, 3)),
+    scale=st.sampled_from([1.0, 0.1, 3e5, 1e-7]),
+    seed=st.integers(0, 2**16),
+)
+def test_grid_on_tied_lattices_property(lattice, scale, seed):
+    """Points on a small lattice: many equidistant neighbours and duplicated rows."""
+    grid, brute = grid_and_brute(lattice * scale + 0.5, seed)
+    np.testing.assert_array_equal(grid, brute)
 
 
 def test_huge_and_tiny_coordinates_keep_their_graph():

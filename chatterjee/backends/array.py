@@ -7,22 +7,33 @@ same order, and are copied to the device, so a seed gives the CPU path's draws.
 
 * One dimension: one stable sort, the CPU algorithm written against the array
   namespace (the same graph as the CPU path, ties included).
-* Two or more dimensions: chunked brute force. Squared distances are summed column
-  by column from exact squared differences (never ``|a|^2 + |b|^2 - 2ab``), so equal
-  distances are equal bit for bit; a block of query rows against all points is held
-  at a time, sized from the memory limit (:func:`set_memory_limit`). Rows whose
-  minimum is attained more than once draw among those points in index order.
-* Forward selection: :class:`ListedBaseSearch` lists each point's nearest neighbours
-  in the selected block once per step; a candidate then scans only that list, and
-  rows the list cannot certify go to the brute force.
+* Two to six dimensions: a uniform grid over (at most four of) the dimensions
+  (:func:`nearest_neighbors_grid`). A point looks at the points of its cell and of
+  the cells around it, and keeps its nearest when no point outside them can be as
+  near; the other rows are searched again in a grid of twice the cell size, and the
+  last few by brute force.
+* More dimensions: chunked brute force (:func:`nearest_neighbors_brute`), a block of
+  query rows against all points at a time, sized from the memory limit
+  (:func:`set_memory_limit`).
+* In both, squared distances are summed column by column from exact squared
+  differences (never ``|a|^2 + |b|^2 - 2ab``), in the same order, so equal distances
+  are equal bit for bit and both give the same graph. Rows whose minimum is attained
+  more than once draw among those points in index order.
+* Forward selection: :class:`ListedBaseSearch` searches joint spaces of up to four
+  dimensions with the grid (each candidate starting from the cell width the last one
+  settled on); for wider ones it lists each point's nearest neighbours in the
+  selected block once per step, a candidate then scans only that list, and rows the
+  list cannot certify go to the brute force.
 """
 
 import importlib
+import itertools
 import math
 
 from array_api_compat import array_namespace, device, is_torch_array
 
 from .._ranks import sorted_groups
+from .._validation import to_numpy
 
 _MEMORY_LIMIT = 1 << 30
 # Floats held per (query row, point) pair in a brute-force block: the distances, one
@@ -31,6 +42,23 @@ _FLOATS_PER_PAIR = 4
 # Length of the neighbour lists of ListedBaseSearch: at least _MIN_LISTED, up to
 # _LISTED_PER_ROOT * sqrt(n) when the memory limit allows.
 _MIN_LISTED, _LISTED_PER_ROOT = 32, 4
+# The grid search: the most dimensions it searches (more go to the brute force) and
+# the most it bins (ListedBaseSearch lists neighbours beyond that), the number
+# of points a point should find in its own cell on average, the share of points
+# beyond the grid's box on each side of each dimension (they join the border cells),
+# device bytes per candidate pair, largest cell id, the rows left to brute force and
+# the most corrections of the first guess of the cell width; cells are looked up in
+# a table when there are at most _DENSE_CELLS per point.
+_GRID_MAX_DIMS, _GRID_BINNED = 6, 4
+_GRID_OCCUPANCY = 1.5
+_GRID_TAIL = 0.005
+_BYTES_PER_PAIR = 96
+_MAX_CELLS = 1 << 62
+_BRUTE_ROWS = 64
+_WIDTH_CORRECTIONS = 6
+_DENSE_CELLS = 16
+# Relative margin that keeps a grid's certificate exact under rounding.
+_GRID_MARGIN = 1e-12
 
 
 def set_memory_limit(nbytes):
@@ -88,7 +116,7 @@ def _draw_below(u, counts):
 
 
 def nearest_neighbors(points, u):
-    """Nearest neighbour of every point of ``points`` (n, d): sort for d = 1, else brute force.
+    """Nearest neighbour of every point of ``points`` (n, d): sort, grid or brute force.
 
     Parameters
     ----------
@@ -103,6 +131,8 @@ def nearest_neighbors(points, u):
     """
     if points.shape[1] == 1:
         return nearest_neighbors_1d(points[:, 0], u)
+    if points.shape[1] <= _GRID_MAX_DIMS:
+        return nearest_neighbors_grid(points, u)
     return nearest_neighbors_brute(points, u)
 
 
@@ -200,6 +230,291 @@ def nearest_neighbors_brute(points, u, rows=None):
     return neighbors
 
 
+def nearest_neighbors_grid(points, u):
+    """Exact nearest neighbours through a uniform grid of cubic cells (bounded memory).
+
+    The cells bin the (at most ``_GRID_BINNED``) most spread-out dimensions; the
+    others only add distance. They span the box of each dimension's central quantiles
+    (points beyond it join the border cells) and their width is chosen so that a
+    point finds about ``_GRID_OCCUPANCY`` points in its own cell. A point's nearest
+    neighbour is looked for in its cell and the cells around it (3^g cells for g
+    binned dimensions); it is kept when it is nearer,
+    with a margin for rounding, than any point outside those cells can be. The rows it
+    cannot certify (isolated points, empty surroundings) are searched again in a grid
+    of twice the width, and once few are left, by brute force. Distances are summed
+    as in :func:`nearest_neighbors_brute` and ties are broken by the same rule, so the
+    graph is the same.
+
+    Parameters
+    ----------
+    points : array of shape (n, d)
+        Finite float64 coordinates on the device, n >= 2, d >= 2.
+    u : array of shape (n,)
+        One uniform [0, 1) draw per point, on the same device.
+
+    Returns
+    -------
+    array of shape (n,), int64
+    """
+    return _grid_search(points, u)[0]
+
+
+def _grid_search(points, u, width=None):
+    """:func:`nearest_neighbors_grid`, from a guess of the cell width.
+
+    Parameters
+    ----------
+    points, u
+        As for :func:`nearest_neighbors_grid`.
+    width : float or None
+        First guess of the cell width (the one returned for a similar point cloud),
+        corrected as needed; None: guessed from the spread of the points.
+
+    Returns
+    -------
+    neighbors : array of shape (n,), int64
+    width : float or None
+        The first grid's cell width (None when no grid was used).
+    """
+    xp = array_namespace(points)
+    dev = device(points)
+    n = points.shape[0]
+    neighbors = xp.empty(n, dtype=xp.int64, device=dev)
+    rows = xp.arange(n, device=dev)
+    ordered = xp.sort(points, axis=0)
+    tail = int(_GRID_TAIL * (n - 1))
+    lower, upper = to_numpy(ordered[tail, :]), to_numpy(ordered[n - 1 - tail, :])
+    quartiles = [to_numpy(ordered[i * (n - 1) // 4, :]) for i in (1, 2, 3)]
+    # The most spread-out dimensions are binned; the others only add distance.
+    spread = [(quartiles[2][k] - quartiles[0][k], upper[k] - lower[k])
+              for k in range(points.shape[1])]
+    dims = sorted(sorted((k for k in range(points.shape[1]) if upper[k] > lower[k]),
+                         key=lambda k: spread[k], reverse=True)[:_GRID_BINNED])
+    first_width = None
+    if dims and rows.shape[0] > _BRUTE_ROWS:
+        grid = _first_grid(points, dims, lower, upper, quartiles, width)
+        first_width = grid.width
+        while True:
+            found, sure = grid.search(rows, u)
+            neighbors[rows[sure]] = found[sure]
+            rows = rows[~sure]
+            if grid.covers_all or rows.shape[0] <= _BRUTE_ROWS:
+                break
+            grid = _Grid(points, dims, lower, upper, quartiles[1], 2 * grid.width)
+    if rows.shape[0]:
+        neighbors[rows] = nearest_neighbors_brute(points, u, rows=rows)
+    return neighbors, first_width
+
+
+def _first_grid(points, dims, lower, upper, quartiles, width=None):
+    """A grid in which a point finds about ``_GRID_OCCUPANCY`` points in its cell.
+
+    Without a guess, the first width spreads half of the points per dimension evenly
+    over the box of the quartiles (the wider box when a dimension has no quartile
+    spread). The occupancy the points see is measured and the width corrected, a few
+    times at most (skewed or heavy-tailed data need several corrections; duplicated
+    rows may never reach it).
+    """
+    n, g = points.shape[0], len(dims)
+    if width is None:
+        spread = [quartiles[2][k] - quartiles[0][k] for k in dims]
+        if min(spread) > 0:
+            volume, share = math.prod(spread), 0.5**g
+        else:
+            volume, share = math.prod(float(upper[k] - lower[k]) for k in dims), 1.0
+        width = (volume * _GRID_OCCUPANCY / (share * n)) ** (1 / g)
+    for _ in range(_WIDTH_CORRECTIONS):
+        grid = _Grid(points, dims, lower, upper, quartiles[1], width)
+        seen = grid.occupancy()
+        if _GRID_OCCUPANCY / 1.25 <= seen <= 1.25 * _GRID_OCCUPANCY:
+            return grid
+        width *= min(32.0, max(1 / 32, (_GRID_OCCUPANCY / seen) ** (1 / g)))
+    return _Grid(points, dims, lower, upper, quartiles[1], width)
+
+
+class _Grid:
+    """Points binned into the cubic cells of width ``width`` over the dimensions ``dims``.
+
+    Cells are counted from ``lower``; the first and last cell of a dimension also hold
+    the points beyond the box. A box that would need more than ``_MAX_CELLS`` cells
+    (too many to number in int64) is narrowed around the ``median``. The points are
+    held sorted by cell (their *positions*), so that a cell's points are contiguous
+    and neighbouring rows read nearby memory.
+    """
+
+    def __init__(self, points, dims, lower, upper, median, width):
+        xp = array_namespace(points)
+        dev = device(points)
+        # Up to _MAX_CELLS cells in all: a wider box is narrowed around the median.
+        most = int(_MAX_CELLS ** (1 / len(dims)))
+        counts = [min(most, int((upper[k] - lower[k]) // width) + 1) for k in dims]
+        lower = [max(lower[k], min(median[k], upper[k] - most * width / 2) - most * width / 2)
+                 if count == most else lower[k] for k, count in zip(dims, counts)]
+        self.width = width
+        self.covers_all = max(counts) <= 2
+        coords = xp.take(points, xp.asarray(dims, device=dev), axis=1)
+        self.lower = xp.asarray(lower, dtype=xp.float64, device=dev)
+        self.counts = xp.asarray(counts, dtype=xp.int64, device=dev)
+        strides = [math.prod(counts[j + 1:]) for j in range(len(dims))]
+        self.strides = xp.asarray(strides, dtype=xp.int64, device=dev)
+        # Clipped as floats: a far point's cell number would overflow int64.
+        cells = xp.floor((coords - self.lower) / width)
+        cells = xp.astype(xp.minimum(xp.maximum(cells, 0.0),
+                                     xp.astype(self.counts - 1, xp.float64)), xp.int64)
+        ids = xp.sum(cells * self.strides, axis=1)
+        self.order = xp.argsort(ids, stable=True)
+        self.position = xp.empty_like(self.order)
+        self.position[self.order] = xp.arange(points.shape[0], device=dev)
+        self.sorted_ids = ids[self.order]
+        self.cells, self.coords = cells[self.order, :], coords[self.order, :]
+        self.columns = [points[:, c][self.order] for c in range(points.shape[1])]
+        # Where each cell's run starts, as a table when there are few cells per point.
+        n_cells = math.prod(counts)
+        self.cell_start = None if n_cells > _DENSE_CELLS * points.shape[0] else xp.searchsorted(
+            self.sorted_ids, xp.arange(n_cells + 1, device=dev), side="left")
+        self.offsets = xp.asarray(list(itertools.product((-1, 0, 1), repeat=len(dims))),
+                                  dtype=xp.int64, device=dev)
+
+    def occupancy(self):
+        """Mean number of points (itself included) a point finds in its own cell."""
+        xp = array_namespace(self.sorted_ids)
+        counts = xp.unique_counts(self.sorted_ids).counts
+        return float(xp.sum(counts * counts)) / self.sorted_ids.shape[0]
+
+    def search(self, rows, u):
+        """Nearest neighbours of ``rows`` among the cells around them, and which are sure.
+
+        Returns
+        -------
+        found : array of shape (len(rows),), int64
+            The drawn nearest neighbour among the points of the surrounding cells.
+        sure : array of shape (len(rows),), bool
+            True where no point outside those cells can be as near: ``found`` is then
+            the neighbour a search of all points draws.
+        """
+        xp = array_namespace(rows)
+        n_rows, n_cells = rows.shape[0], self.offsets.shape[0]
+        found = xp.empty(n_rows, dtype=xp.int64, device=device(rows))
+        sure = xp.empty(n_rows, dtype=xp.bool, device=device(rows))
+        # Rows in the order of their cells: blocks of neighbouring rows.
+        in_order = xp.argsort(self.position[rows])
+        positions = self.position[rows][in_order]
+        step = max(1, _MEMORY_LIMIT // (8 * n_cells * (self.offsets.shape[1] + 6)))
+        for first in range(0, n_rows, step):
+            block = positions[first:first + step]
+            start, count = self._surrounding_cells(block)
+            # Split the block where its candidate pairs fill the memory limit.
+            totals = xp.cumulative_sum(xp.sum(count, axis=1))
+            budget = max(1, _MEMORY_LIMIT // _BYTES_PER_PAIR)
+            pieces = int(totals[-1]) // budget
+            cuts = xp.searchsorted(totals, budget * xp.arange(1, pieces + 1, device=device(rows)),
+                                   side="right")
+            cuts = sorted({0, block.shape[0], *to_numpy(cuts).tolist()})
+            for a, b in itertools.pairwise(cuts):
+                f, s = self._nearest_among(block[a:b], start[a:b, :], count[a:b, :], u)
+                found[in_order[first + a:first + b]] = f
+                sure[in_order[first + a:first + b]] = s
+        return found, sure
+
+    def _surrounding_cells(self, positions):
+        """For each row and each of the 3^g cells around its own: first position, size."""
+        xp = array_namespace(positions)
+        near = self.cells[positions, :][:, None, :] + self.offsets[None, :, :]
+        inside = xp.all((near >= 0) & (near < self.counts), axis=2)
+        ids = xp.where(inside, xp.sum(near * self.strides, axis=2), 0)
+        if self.cell_start is None:
+            start = xp.searchsorted(self.sorted_ids, ids, side="left")
+            stop = xp.searchsorted(self.sorted_ids, ids, side="right")
+        else:
+            start, stop = self.cell_start[ids], self.cell_start[ids + 1]
+        return start, xp.where(inside, stop - start, 0)
+
+    def _nearest_among(self, positions, start, count, u):
+        """:meth:`search` for rows (by position) whose candidate pairs fit in memory."""
+        xp = array_namespace(positions)
+        dev = device(positions)
+        n_rows = positions.shape[0]
+        per_row = xp.sum(count, axis=1)
+        flat = xp.reshape(count, (-1,))
+        through = xp.cumulative_sum(flat)
+        n_pairs = int(through[-1])
+        if n_pairs == 0:
+            return xp.zeros(n_rows, dtype=xp.int64, device=dev), xp.zeros(
+                n_rows, dtype=xp.bool, device=dev)
+        # Pair p: slot (row, cell), then the candidate's position in that cell's run.
+        before = through - flat
+        filled = xp.nonzero(flat)[0]
+        opens = xp.zeros(n_pairs, dtype=xp.int64, device=dev)
+        opens[before[filled]] = 1
+        slot = filled[xp.cumulative_sum(opens) - 1]
+        candidate = xp.reshape(start, (-1,))[slot] + xp.arange(n_pairs, device=dev) - before[slot]
+        local = slot // self.offsets.shape[0]
+        query = positions[local]
+        distances = None
+        for column in self.columns:
+            delta = column[query] - column[candidate]
+            distances = delta * delta if distances is None else distances + delta * delta
+        distances = xp.where(candidate == query, xp.inf, distances)
+
+        # Pairs come grouped by row: a row's minimum, how many pairs attain it, and
+        # (kept where it is attained once) the point that does.
+        minima = _segment_min(distances, local, n_rows)
+        at_minimum = distances == xp.take(minima, local)
+        through_minimum = xp.cumulative_sum(xp.astype(at_minimum, xp.int64))
+        row_first = xp.cumulative_sum(per_row) - per_row
+        has_pairs = per_row > 0
+        first = xp.minimum(row_first, n_pairs - 1)
+        last = xp.maximum(row_first + per_row - 1, 0)
+        ties = xp.where(has_pairs, xp.take(through_minimum, last) - xp.take(
+            through_minimum - xp.astype(at_minimum, xp.int64), first), 0)
+        found = xp.zeros(n_rows, dtype=xp.int64, device=dev)
+        hits = xp.nonzero(at_minimum)[0]
+        found[local[hits]] = self.order[candidate[hits]]
+
+        tied = xp.nonzero(ties > 1)[0]
+        if tied.shape[0]:
+            # The floor(u * ties)-th tied point in index order, as in the brute force.
+            n = self.order.shape[0]
+            pairs = xp.nonzero(at_minimum & (ties > 1)[local])[0]
+            keys = xp.sort(local[pairs] * n + self.order[candidate[pairs]])
+            size = ties[tied]
+            draw = _draw_below(u[self.order[positions[tied]]], size)
+            found[tied] = keys[xp.cumulative_sum(size) - size + draw] % n
+
+        bound = self._certified_distance(positions)
+        sure = has_pairs & (bound > 0) & (minima < bound * bound * (1 - _GRID_MARGIN))
+        return found, sure
+
+    def _certified_distance(self, positions):
+        """Distance below which no point outside a row's surrounding cells can be.
+
+        A point two or more cells away in some dimension is at least this far, up to a
+        relative margin for the rounding of the cell numbers. Inf when the cells around
+        a row reach the first and last cell of every dimension.
+        """
+        xp = array_namespace(positions)
+        x = self.coords[positions, :]
+        cell = xp.astype(self.cells[positions, :], xp.float64)
+        margin = _GRID_MARGIN * (xp.abs(x) + xp.abs(self.lower) + (cell + 3) * self.width)
+        below = x - (self.lower + (cell - 1) * self.width) - margin
+        above = (self.lower + (cell + 2) * self.width) - x - margin
+        below = xp.where(cell >= 2, below, xp.inf)
+        above = xp.where(cell + 3 <= xp.astype(self.counts, xp.float64), above, xp.inf)
+        return xp.min(xp.minimum(below, above), axis=1)
+
+
+def _segment_min(values, segments, n_segments):
+    """Minimum of ``values`` over each segment ``0 .. n_segments - 1`` (inf where empty)."""
+    xp = array_namespace(values)
+    minima = xp.full(n_segments, xp.inf, dtype=values.dtype, device=device(values))
+    if is_torch_array(values):
+        return minima.scatter_reduce_(0, segments, values, reduce="amin")
+    import cupyx
+
+    cupyx.scatter_min(minima, segments, values)
+    return minima
+
+
 def _smallest(distances, k):
     """The k smallest entries of each row and their columns, in increasing order."""
     if is_torch_array(distances):
@@ -217,13 +532,16 @@ def _smallest(distances, k):
 class ListedBaseSearch:
     """Exact nearest neighbours in ``(base, candidate)`` for many candidates, on the device.
 
-    Each point's k nearest neighbours in the base block are listed once, with their
-    squared base distances (brute force, chunked). A candidate adds its squared
-    differences over the list; a row is settled when its best joint distance is
-    attained once and is below its k-th base distance, which every unlisted point's
-    joint distance reaches. Other rows (ties, crowded or isolated points) are searched
-    by brute force on the joint space. Distances are summed column by column, base
-    first, in both searches, so both see the same values.
+    A joint space of at most ``_GRID_BINNED`` dimensions is searched with the grid
+    (:func:`nearest_neighbors_grid`), each candidate starting from the cell width the
+    previous one settled on. For wider ones, each point's k nearest
+    neighbours in the base block are listed once, with their squared base distances
+    (brute force, chunked). A candidate adds its squared differences over the list;
+    a row is settled when its best joint distance is attained once and is below its
+    k-th base distance, which every unlisted point's joint distance reaches. Other
+    rows (ties, crowded or isolated points) are searched by brute force on the joint
+    space. Distances are summed column by column, base first, in every search, so all
+    see the same values and give the same graph.
 
     Parameters
     ----------
@@ -232,9 +550,15 @@ class ListedBaseSearch:
     """
 
     def __init__(self, base):
+        self.base = base
+        self.listed = None
+        self.width = None
+
+    def _list_neighbors(self):
+        """List each point's k nearest neighbours in the base (once, when first needed)."""
+        base = self.base
         xp = array_namespace(base)
         n = base.shape[0]
-        self.base = base
         # A one-dimensional base needs about sqrt(n) listed points to settle most
         # rows; the lists and a candidate's pass over them stay within the limit.
         k = min(n - 1, max(_MIN_LISTED, min(_LISTED_PER_ROOT * math.isqrt(n),
@@ -269,6 +593,12 @@ class ListedBaseSearch:
         """
         xp = array_namespace(block)
         n = block.shape[0]
+        if self.base.shape[1] + block.shape[1] <= _GRID_BINNED:
+            neighbors, self.width = _grid_search(xp.concat((self.base, block), axis=1),
+                                                 on_device(u, block), self.width)
+            return neighbors
+        if self.listed is None:
+            self._list_neighbors()
         joint = self.base_d2
         for c in range(block.shape[1]):
             column = block[:, c]
