@@ -4,8 +4,8 @@ The statistics ask this module for the self-excluded 1-nearest-neighbour graph o
 point cloud, with ties (duplicate points, equidistant points) broken uniformly at
 random among all points at the minimal distance. The search follows the array's
 library: NumPy arrays go to the CPU code (:mod:`.cpu`: sorting and k-d trees),
-PyTorch tensors and CuPy arrays stay on their device (:mod:`.array`: sorting and
-chunked exact brute force). Both take the same uniform draws from the Generator.
+PyTorch tensors and CuPy arrays stay on their device (:mod:`.array`: sorting, an
+exact uniform grid, chunked exact brute force). Both take the same uniform draws from the Generator.
 
 The k-nearest-neighbour graphs (``n_neighbors > 1``) are searched on the CPU only
 (:func:`.cpu.k_nearest_neighbors`); device arrays raise ``NotImplementedError``.

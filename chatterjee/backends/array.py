@@ -64,8 +64,10 @@ _GRID_MARGIN = 1e-12
 def set_memory_limit(nbytes):
     """Set the memory one brute-force block may use on the device, in bytes.
 
-    A block of B query rows against n points holds about ``32 * B * n`` bytes; B is
-    chosen to stay under this limit (at least one row). Default: 1 GiB.
+    A brute-force block of B query rows against n points holds about ``32 * B * n``
+    bytes, a block of the grid search about ``_BYTES_PER_PAIR`` bytes per candidate
+    pair; blocks are sized to stay under this limit (at least one row, whose pairs
+    may exceed it). Default: 1 GiB.
 
     Parameters
     ----------
