@@ -118,6 +118,8 @@ def test_listed_base_search_matches_brute_force(small_blocks):
         u = rng.random(400)
         chosen = search.neighbors(torch.asarray(block), u).numpy()
         assert allowed[np.arange(400), chosen].all()
+        brute = device_search.nearest_neighbors_brute(torch.asarray(joint), torch.asarray(u))
+        np.testing.assert_array_equal(chosen, brute.numpy())
         if allowed.sum(axis=1).max() == 1:
             np.testing.assert_array_equal(chosen, cpu_graph(joint, 0))
 
@@ -138,6 +140,7 @@ def _clouds():
         "a constant column": np.column_stack((normal[:, :2], np.full(2000, 3.0))),
         "far clusters": np.vstack((normal[:1900], 1e4 + 1e-3 * normal[1900:])),
         "one coordinate tiny": normal * [1.0, 1e-9, 1.0],
+        "sparse columns": normal * (rng.random((2000, 3)) < [0.004, 0.003, 1.0]),
     }
 
 

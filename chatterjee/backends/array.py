@@ -11,7 +11,7 @@ same order, and are copied to the device, so a seed gives the CPU path's draws.
   (:func:`nearest_neighbors_grid`). A point looks at the points of its cell and of
   the cells around it, and keeps its nearest when no point outside them can be as
   near; the other rows are searched again in a grid of twice the cell size, and the
-  last few by brute force.
+  last few by brute force. Points with exact copies draw among them directly.
 * More dimensions: chunked brute force (:func:`nearest_neighbors_brute`), a block of
   query rows against all points at a time, sized from the memory limit
   (:func:`set_memory_limit`).
@@ -240,7 +240,8 @@ def nearest_neighbors_grid(points, u):
     (points beyond it join the border cells) and their width is chosen so that a
     point finds about ``_GRID_OCCUPANCY`` points in its own cell. A point's nearest
     neighbour is looked for in its cell and the cells around it (3^g cells for g
-    binned dimensions); it is kept when it is nearer,
+    binned dimensions), except for points with exact copies, which draw among them
+    (:func:`_neighbors_among_copies`); it is kept when it is nearer,
     with a margin for rounding, than any point outside those cells can be. The rows it
     cannot certify (isolated points, empty surroundings) are searched again in a grid
     of twice the width, and once few are left, by brute force. Distances are summed
@@ -279,13 +280,15 @@ def _grid_search(points, u, width=None):
         The first grid's cell width (None when no grid was used).
     """
     xp = array_namespace(points)
-    dev = device(points)
     n = points.shape[0]
-    neighbors = xp.empty(n, dtype=xp.int64, device=dev)
-    rows = xp.arange(n, device=dev)
+    neighbors, single = _neighbors_among_copies(points, u)
+    rows = xp.nonzero(single)[0]
     ordered = xp.sort(points, axis=0)
     tail = int(_GRID_TAIL * (n - 1))
     lower, upper = to_numpy(ordered[tail, :]), to_numpy(ordered[n - 1 - tail, :])
+    # A dimension constant on its central points (a sparse column) spans its range.
+    flat = upper <= lower
+    lower[flat], upper[flat] = to_numpy(ordered[0, :])[flat], to_numpy(ordered[n - 1, :])[flat]
     quartiles = [to_numpy(ordered[i * (n - 1) // 4, :]) for i in (1, 2, 3)]
     # The most spread-out dimensions are binned; the others only add distance.
     spread = [(quartiles[2][k] - quartiles[0][k], upper[k] - lower[k])
@@ -294,7 +297,7 @@ def _grid_search(points, u, width=None):
                          key=lambda k: spread[k], reverse=True)[:_GRID_BINNED])
     first_width = None
     if dims and rows.shape[0] > _BRUTE_ROWS:
-        grid = _first_grid(points, dims, lower, upper, quartiles, width)
+        grid = _first_grid(points, rows, dims, lower, upper, quartiles, width)
         first_width = grid.width
         while True:
             found, sure = grid.search(rows, u)
@@ -308,8 +311,46 @@ def _grid_search(points, u, width=None):
     return neighbors, first_width
 
 
-def _first_grid(points, dims, lower, upper, quartiles, width=None):
-    """A grid in which a point finds about ``_GRID_OCCUPANCY`` points in its cell.
+def _neighbors_among_copies(points, u):
+    """Neighbours of the points that have exact copies, drawn among those copies.
+
+    A point with copies is at distance 0 from them and from nothing else, so its
+    neighbour is the ``floor(u * copies)``-th other copy in index order: the brute
+    force's rule. Searching for it would cost a pair per copy and row (n^2 pairs for
+    a column that is mostly zeros).
+
+    Returns
+    -------
+    neighbors : array of shape (n,), int64
+        Set for the points with copies.
+    single : array of shape (n,), bool
+        True for the points without a copy (to be searched for).
+    """
+    xp = array_namespace(points)
+    dev = device(points)
+    n = points.shape[0]
+    order = xp.arange(n, device=dev)
+    for c in reversed(range(points.shape[1])):  # stable: equal rows stay in index order
+        order = order[xp.argsort(points[:, c][order], stable=True)]
+    rows = points[order, :]
+    opens = xp.concat((xp.ones(1, dtype=xp.bool, device=dev),
+                       xp.any(rows[1:, :] != rows[:-1, :], axis=1)))
+    start = xp.nonzero(opens)[0]
+    group = xp.cumulative_sum(xp.astype(opens, xp.int64)) - 1
+    size = (xp.concat((start[1:], xp.full(1, n, dtype=start.dtype, device=dev))) - start)[group]
+    first = start[group]
+    others = xp.maximum(size - 1, 1)
+    pick = _draw_below(u[order], others)
+    pick = pick + xp.astype(pick >= xp.arange(n, device=dev) - first, xp.int64)
+    neighbors = xp.empty(n, dtype=xp.int64, device=dev)
+    neighbors[order] = order[xp.where(size > 1, first + pick, xp.arange(n, device=dev))]
+    single = xp.empty(n, dtype=xp.bool, device=dev)
+    single[order] = size == 1
+    return neighbors, single
+
+
+def _first_grid(points, rows, dims, lower, upper, quartiles, width=None):
+    """A grid in which a row finds about ``_GRID_OCCUPANCY`` points in its cell.
 
     Without a guess, the first width spreads half of the points per dimension evenly
     over the box of the quartiles (the wider box when a dimension has no quartile
@@ -327,7 +368,7 @@ def _first_grid(points, dims, lower, upper, quartiles, width=None):
         width = (volume * _GRID_OCCUPANCY / (share * n)) ** (1 / g)
     for _ in range(_WIDTH_CORRECTIONS):
         grid = _Grid(points, dims, lower, upper, quartiles[1], width)
-        seen = grid.occupancy()
+        seen = grid.occupancy(rows)
         if _GRID_OCCUPANCY / 1.25 <= seen <= 1.25 * _GRID_OCCUPANCY:
             return grid
         width *= min(32.0, max(1 / 32, (_GRID_OCCUPANCY / seen) ** (1 / g)))
@@ -377,11 +418,13 @@ class _Grid:
         self.offsets = xp.asarray(list(itertools.product((-1, 0, 1), repeat=len(dims))),
                                   dtype=xp.int64, device=dev)
 
-    def occupancy(self):
-        """Mean number of points (itself included) a point finds in its own cell."""
-        xp = array_namespace(self.sorted_ids)
-        counts = xp.unique_counts(self.sorted_ids).counts
-        return float(xp.sum(counts * counts)) / self.sorted_ids.shape[0]
+    def occupancy(self, rows):
+        """Mean number of points (itself included) one of ``rows`` finds in its own cell."""
+        xp = array_namespace(rows)
+        ids = self.sorted_ids[self.position[rows]]
+        count = (xp.searchsorted(self.sorted_ids, ids, side="right")
+                 - xp.searchsorted(self.sorted_ids, ids, side="left"))
+        return float(xp.mean(xp.astype(count, xp.float64)))
 
     def search(self, rows, u):
         """Nearest neighbours of ``rows`` among the cells around them, and which are sure.
@@ -542,8 +585,9 @@ class ListedBaseSearch:
     a row is settled when its best joint distance is attained once and is below its
     k-th base distance, which every unlisted point's joint distance reaches. Other
     rows (ties, crowded or isolated points) are searched by brute force on the joint
-    space. Distances are summed column by column, base first, in every search, so all
-    see the same values and give the same graph.
+    space, and points with exact copies draw among them
+    (:func:`_neighbors_among_copies`). Distances are summed column by column, base
+    first, in every search, so all see the same values and give the same graph.
 
     Parameters
     ----------
@@ -586,8 +630,7 @@ class ListedBaseSearch:
         block : array of shape (n, g)
             The candidate's column(s).
         u : ndarray of shape (n,)
-            One uniform [0, 1) draw per point (NumPy; copied to the device when
-            some row needs it).
+            One uniform [0, 1) draw per point (NumPy; copied to the device).
 
         Returns
         -------
@@ -609,10 +652,11 @@ class ListedBaseSearch:
         best = xp.argmin(joint, axis=1)
         minima = xp.min(joint, axis=1)
         once = xp.sum(xp.astype(joint == minima[:, None], xp.int64), axis=1) == 1
-        neighbors = self.listed[xp.arange(n, device=device(block)), best]
-        unsure = xp.nonzero(~(once & (minima < self.bound)))[0]
+        points, u = xp.concat((self.base, block), axis=1), on_device(u, block)
+        copies, single = _neighbors_among_copies(points, u)
+        neighbors = xp.where(single, self.listed[xp.arange(n, device=device(block)), best],
+                             copies)
+        unsure = xp.nonzero(single & ~(once & (minima < self.bound)))[0]
         if unsure.shape[0]:
-            neighbors[unsure] = nearest_neighbors_brute(
-                xp.concat((self.base, block), axis=1), on_device(u, block), rows=unsure
-            )
+            neighbors[unsure] = nearest_neighbors_brute(points, u, rows=unsure)
         return neighbors
