@@ -4,7 +4,12 @@ On tie-free data the device search must give the NumPy backend's graph, hence it
 statistics to 1e-12 and FOCI's selections; on tied data every drawn neighbour must be
 at the minimal distance, drawn uniformly, and where the two backends order tied
 points alike (one dimension, duplicated rows) the graphs must be the same.
+
+``CHATTERJEE_TEST_DEVICE=cuda`` runs the PyTorch tests on a GPU instead (the tests of
+CPU tensors under ``backend="auto"`` keep their CPU tensors).
 """
+
+import os
 
 import numpy as np
 import pytest
@@ -29,10 +34,19 @@ from chatterjee.backends import array as device_search
 from chatterjee.backends import nearest_neighbors, set_memory_limit
 
 torch = pytest.importorskip("torch")
+DEVICE = os.environ.get("CHATTERJEE_TEST_DEVICE", "cpu")
+
+
+def tensor(values):
+    return torch.asarray(values, device=DEVICE)
+
+
+def host(values):
+    return values.cpu().numpy()
 
 
 def as_torch(*values):
-    return [None if v is None else torch.asarray(v) for v in values]
+    return [None if v is None else tensor(v) for v in values]
 
 
 def minimal_sets(points):
@@ -43,9 +57,10 @@ def minimal_sets(points):
 
 
 def device_graph(points, seed):
-    graph = nearest_neighbors(torch.asarray(points), np.random.default_rng(seed))
+    graph = nearest_neighbors(tensor(points), np.random.default_rng(seed))
     assert isinstance(graph, torch.Tensor) and graph.dtype == torch.int64
-    return graph.numpy()
+    assert graph.device == tensor([0]).device
+    return host(graph)
 
 
 def cpu_graph(points, seed):
@@ -114,12 +129,12 @@ def test_listed_base_search_matches_brute_force(small_blocks):
     ]:
         joint = np.hstack((base, block))
         allowed = minimal_sets(joint)
-        search = device_search.ListedBaseSearch(torch.asarray(base))
+        search = device_search.ListedBaseSearch(tensor(base))
         u = rng.random(400)
-        chosen = search.neighbors(torch.asarray(block), u).numpy()
+        chosen = host(search.neighbors(tensor(block), u))
         assert allowed[np.arange(400), chosen].all()
-        brute = device_search.nearest_neighbors_brute(torch.asarray(joint), torch.asarray(u))
-        np.testing.assert_array_equal(chosen, brute.numpy())
+        brute = device_search.nearest_neighbors_brute(tensor(joint), tensor(u))
+        np.testing.assert_array_equal(chosen, host(brute))
         if allowed.sum(axis=1).max() == 1:
             np.testing.assert_array_equal(chosen, cpu_graph(joint, 0))
 
@@ -148,10 +163,10 @@ CLOUDS = _clouds()
 
 
 def grid_and_brute(points, seed):
-    points = torch.asarray(points)
-    u = torch.asarray(np.random.default_rng(seed).random(points.shape[0]))
-    return (device_search.nearest_neighbors_grid(points, u).numpy(),
-            device_search.nearest_neighbors_brute(points, u).numpy())
+    points = tensor(points)
+    u = tensor(np.random.default_rng(seed).random(points.shape[0]))
+    return (host(device_search.nearest_neighbors_grid(points, u)),
+            host(device_search.nearest_neighbors_brute(points, u)))
 
 
 @pytest.fixture
@@ -181,11 +196,11 @@ def test_grid_levels_and_cell_lookups(name, table, monkeypatch):
     brute = device_search.nearest_neighbors_brute
     monkeypatch.setattr(device_search, "nearest_neighbors_brute",
                         lambda *args, **kwargs: brute_calls.append(1) or brute(*args, **kwargs))
-    points = torch.asarray(CLOUDS[name])
-    u = torch.asarray(np.random.default_rng(1).random(points.shape[0]))
-    grid = device_search.nearest_neighbors_grid(points, u).numpy()
+    points = tensor(CLOUDS[name])
+    u = tensor(np.random.default_rng(1).random(points.shape[0]))
+    grid = host(device_search.nearest_neighbors_grid(points, u))
     assert not brute_calls
-    np.testing.assert_array_equal(grid, brute(points, u).numpy())
+    np.testing.assert_array_equal(grid, host(brute(points, u)))
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, database=None)
@@ -352,9 +367,9 @@ def test_selectors_take_tensors(Selector):
     selector = Selector(random_state=0, backend="torch").fit(*as_torch(X, y))
     np.testing.assert_array_equal(selector.support_, expected.support_)
     assert selector.n_features_in_ == 5
-    reduced = selector.transform(torch.asarray(X))
-    assert isinstance(reduced, torch.Tensor)
-    np.testing.assert_array_equal(reduced.numpy(), expected.transform(X))
+    reduced = selector.transform(tensor(X))
+    assert isinstance(reduced, torch.Tensor) and reduced.device == tensor([0]).device
+    np.testing.assert_array_equal(host(reduced), expected.transform(X))
     with pytest.raises(ValueError, match="expected 5 features"):
         selector.transform(torch.zeros(3, 4))
 
