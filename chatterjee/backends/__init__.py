@@ -36,7 +36,7 @@ __all__ = [
 
 
 def set_memory_limit(nbytes):
-    """Set the device memory one brute-force block may use (see :func:`.array.set_memory_limit`).
+    """Set the device memory one search block may use (see :func:`.array.set_memory_limit`).
 
     Parameters
     ----------
@@ -54,7 +54,7 @@ def set_memory_limit(nbytes):
 
 
 def get_memory_limit():
-    """The device memory one brute-force block may use, in bytes."""
+    """The device memory one search block may use, in bytes."""
     from . import array
 
     return array.get_memory_limit()

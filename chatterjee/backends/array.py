@@ -62,7 +62,7 @@ _GRID_MARGIN = 1e-12
 
 
 def set_memory_limit(nbytes):
-    """Set the memory one brute-force block may use on the device, in bytes.
+    """Set the memory one block of a device search may use, in bytes.
 
     A brute-force block of B query rows against n points holds about ``32 * B * n``
     bytes, a block of the grid search about ``_BYTES_PER_PAIR`` bytes per candidate
@@ -87,7 +87,7 @@ def set_memory_limit(nbytes):
 
 
 def get_memory_limit():
-    """The memory one brute-force block may use, in bytes (see :func:`set_memory_limit`)."""
+    """The memory one device search block may use, in bytes (see :func:`set_memory_limit`)."""
     return _MEMORY_LIMIT
 
 
