@@ -162,11 +162,28 @@ def _clouds():
 CLOUDS = _clouds()
 
 
+def reference_graph(points, u):
+    """The rule, spelled out in NumPy: distances summed column by column, the
+    floor(u * ties)-th point at the minimum in index order."""
+    distances = sum((points[:, None, c] - points[None, :, c]) ** 2
+                    for c in range(points.shape[1]))
+    np.fill_diagonal(distances, np.inf)
+    graph = np.empty(len(points), dtype=np.int64)
+    for i, row in enumerate(distances):
+        tied = np.flatnonzero(row == row.min())
+        graph[i] = tied[min(int(u[i] * len(tied)), len(tied) - 1)]
+    return graph
+
+
 def grid_and_brute(points, seed):
-    points = tensor(points)
-    u = tensor(np.random.default_rng(seed).random(points.shape[0]))
-    return (host(device_search.nearest_neighbors_grid(points, u)),
-            host(device_search.nearest_neighbors_brute(points, u)))
+    """The grid's and the brute force's graphs, both checked against the reference."""
+    u = np.random.default_rng(seed).random(points.shape[0])
+    expected = reference_graph(points, u)
+    graphs = (host(device_search.nearest_neighbors_grid(tensor(points), tensor(u))),
+              host(device_search.nearest_neighbors_brute(tensor(points), tensor(u))))
+    for graph in graphs:
+        np.testing.assert_array_equal(graph, expected)
+    return graphs
 
 
 @pytest.fixture
@@ -214,6 +231,59 @@ def test_grid_on_tied_lattices_property(lattice, scale, seed):
     """Points on a small lattice: many equidistant neighbours and duplicated rows."""
     grid, brute = grid_and_brute(lattice * scale + 0.5, seed)
     np.testing.assert_array_equal(grid, brute)
+
+
+# --- the brute force (a matrix product shortlists, exact sums decide) -----------------
+
+def _wide_clouds():
+    rng = np.random.default_rng(7)
+    normal = rng.normal(size=(600, 12))
+    return {
+        "normal 8-d": rng.normal(size=(600, 8)),
+        "normal 64-d": rng.normal(size=(600, 64)),
+        "far from the origin": 1e6 + normal,
+        "binary lattice": rng.integers(0, 2, size=(600, 10)) * 1.0,
+        "duplicated rows": np.repeat(normal[:200], 3, axis=0),
+        "tiny spread": 1.0 + 1e-12 * normal,
+        "mixed scales": normal * np.logspace(-8, 8, 12),
+        "cauchy": rng.standard_cauchy(size=(600, 9)),
+        "near ties": np.vstack((normal[:300], normal[:300] * (1 + 1e-15))),
+    }
+
+
+WIDE_CLOUDS = _wide_clouds()
+
+
+@pytest.mark.parametrize("name", WIDE_CLOUDS)
+def test_brute_force_gives_the_reference_graph(name, small_blocks):
+    points = WIDE_CLOUDS[name]
+    u = np.random.default_rng(2).random(points.shape[0])
+    graph = device_search.nearest_neighbors_brute(tensor(points), tensor(u))
+    np.testing.assert_array_equal(host(graph), reference_graph(points, u))
+
+
+def test_brute_force_of_some_rows():
+    points = WIDE_CLOUDS["binary lattice"]
+    u = np.random.default_rng(3).random(points.shape[0])
+    rows = np.array([5, 0, 599, 17])
+    graph = device_search.nearest_neighbors_brute(tensor(points), tensor(u),
+                                                  rows=tensor(rows))
+    np.testing.assert_array_equal(host(graph), reference_graph(points, u)[rows])
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
+@given(
+    lattice=hnp.arrays(np.int8, st.tuples(st.integers(2, 120), st.integers(2, 12)),
+                       elements=st.integers(-2, 2)),
+    scale=st.sampled_from([1.0, 1e-5, 3e7]),
+    offset=st.sampled_from([0.0, 1e4]),
+    seed=st.integers(0, 2**16),
+)
+def test_brute_force_on_tied_lattices_property(lattice, scale, offset, seed):
+    points = lattice * scale + offset
+    u = np.random.default_rng(seed).random(points.shape[0])
+    graph = device_search.nearest_neighbors_brute(tensor(points), tensor(u))
+    np.testing.assert_array_equal(host(graph), reference_graph(points, u))
 
 
 def test_huge_and_tiny_coordinates_keep_their_graph():

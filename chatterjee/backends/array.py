@@ -14,11 +14,12 @@ same order, and are copied to the device, so a seed gives the CPU path's draws.
   last few by brute force. Points with exact copies draw among them directly.
 * More dimensions: chunked brute force (:func:`nearest_neighbors_brute`), a block of
   query rows against all points at a time, sized from the memory limit
-  (:func:`set_memory_limit`).
-* In both, squared distances are summed column by column from exact squared
-  differences (never ``|a|^2 + |b|^2 - 2ab``), in the same order, so equal distances
-  are equal bit for bit and both give the same graph. Rows whose minimum is attained
-  more than once draw among those points in index order.
+  (:func:`set_memory_limit`). A matrix product (``|a|^2 + |b|^2 - 2ab``) with a
+  rigorous bound on its rounding only shortlists the points that can be nearest.
+* Whatever the search, the distances that decide are summed column by column from
+  exact squared differences, in the same order, so equal distances are equal bit for
+  bit and every search gives the same graph. Rows whose minimum is attained more
+  than once draw among those points in index order.
 * Forward selection: :class:`ListedBaseSearch` searches joint spaces of up to four
   dimensions with the grid (each candidate starting from the cell width the last one
   settled on); for wider ones it lists each point's nearest neighbours in the
@@ -36,8 +37,9 @@ from .._ranks import sorted_groups
 from .._validation import to_numpy
 
 _MEMORY_LIMIT = 1 << 30
-# Floats held per (query row, point) pair in a brute-force block: the distances, one
-# column's differences, their squares and the tie mask.
+# Floats held per (query row, point) pair in a brute-force block (the approximate
+# distances, the matrix product, a temporary and the shortlist mask) or in a block
+# of ListedBaseSearch's lists (the distances, one column's differences, their squares).
 _FLOATS_PER_PAIR = 4
 # Length of the neighbour lists of ListedBaseSearch: at least _MIN_LISTED, up to
 # _LISTED_PER_ROOT * sqrt(n) when the memory limit allows.
@@ -190,22 +192,75 @@ def _squared_distances(queries, points):
     return distances
 
 
-def _draw_among_minima(distances, u):
-    """Column of each row's minimum, drawn uniformly (in index order) when tied."""
+def _pair_distances(columns, queries, candidates):
+    """Squared distances of pairs of points, summed column by column as in the brute force.
+
+    Parameters
+    ----------
+    columns : list of arrays of shape (n,)
+        The coordinates, one array per dimension.
+    queries, candidates : int64 arrays of shape (m,)
+        The pairs' points.
+    """
+    distances = None
+    for column in columns:
+        delta = column[queries] - column[candidates]
+        distances = delta * delta if distances is None else distances + delta * delta
+    return distances
+
+
+def _nearest_in_pairs(local, candidate, distances, u, n):
+    """Each row's drawn nearest candidate among its pairs (the brute force's tie rule).
+
+    Parameters
+    ----------
+    local : int64 array of shape (m,)
+        Row (0 .. n_rows - 1) of each pair, in increasing order.
+    candidate : int64 array of shape (m,)
+        Point of each pair (an index below ``n``).
+    distances : array of shape (m,)
+    u : array of shape (n_rows,)
+        The rows' draws.
+    n : int
+        Number of points.
+
+    Returns
+    -------
+    found : array of shape (n_rows,), int64
+        The ``floor(u * ties)``-th point at the row's minimum, in index order (0 for
+        a row without pairs).
+    minima : array of shape (n_rows,)
+        The rows' minimal distances (inf for a row without pairs).
+    """
     xp = array_namespace(distances)
-    nearest = xp.argmin(distances, axis=1)
-    minima = xp.min(distances, axis=1)
-    tie = distances == minima[:, None]
-    tied = xp.nonzero(xp.sum(tie, axis=1) > 1)[0]
+    dev = device(distances)
+    n_rows = u.shape[0]
+    minima = _segment_min(distances, local, n_rows)
+    at_minimum = distances == minima[local]
+    found = xp.zeros(n_rows, dtype=xp.int64, device=dev)
+    hits = xp.nonzero(at_minimum)[0]
+    found[local[hits]] = candidate[hits]
+    # Pairs at the minimum per row, from the running count at the rows' bounds.
+    each = xp.arange(n_rows, device=dev)
+    through = xp.concat((xp.zeros(1, dtype=xp.int64, device=dev),
+                         xp.cumulative_sum(xp.astype(at_minimum, xp.int64))))
+    ties = (through[xp.searchsorted(local, each, side="right")]
+            - through[xp.searchsorted(local, each, side="left")])
+    tied = xp.nonzero(ties > 1)[0]
     if tied.shape[0]:
-        cumulative = xp.cumulative_sum(xp.astype(tie[tied, :], xp.int64), axis=1)
-        draw = _draw_below(xp.take(u, tied), cumulative[:, -1])
-        nearest[tied] = xp.sum(xp.astype(cumulative <= draw[:, None], xp.int64), axis=1)
-    return nearest
+        pairs = xp.nonzero(at_minimum & (ties > 1)[local])[0]
+        keys = xp.sort(local[pairs] * n + candidate[pairs])
+        size = ties[tied]
+        found[tied] = keys[xp.cumulative_sum(size) - size + _draw_below(u[tied], size)] % n
+    return found, minima
 
 
 def nearest_neighbors_brute(points, u, rows=None):
     """Exact nearest neighbours by chunked brute force (bounded memory).
+
+    A block of rows against all points at a time: a matrix product shortlists the
+    points that can be nearest, exact column-by-column sums decide among them
+    (:class:`_ProductFilter`).
 
     Parameters
     ----------
@@ -223,13 +278,48 @@ def nearest_neighbors_brute(points, u, rows=None):
     n = points.shape[0]
     rows = xp.arange(n, device=dev) if rows is None else rows
     neighbors = xp.empty(rows.shape[0], dtype=xp.int64, device=dev)
+    search = _ProductFilter(points)
     step = _rows_per_block(n)
     for first in range(0, rows.shape[0], step):
-        block = rows[first:first + step]
-        distances = _squared_distances(xp.take(points, block, axis=0), points)
-        distances[xp.arange(block.shape[0], device=dev), block] = xp.inf
-        neighbors[first:first + step] = _draw_among_minima(distances, xp.take(u, block))
+        neighbors[first:first + step] = search.neighbors(rows[first:first + step], u)
     return neighbors
+
+
+class _ProductFilter:
+    """Brute force in many dimensions: a matrix product shortlists, exact sums decide.
+
+    Squared distances ``|a|^2 + |b|^2 - 2 a.b`` of the centred points come from one
+    matrix product per block. Their rounding error, and that of the centring, is at
+    most ``err = 4 (d + 6) 2^-53 (|a| + max |b|)^2`` for a row a, so a point whose
+    approximate distance exceeds the row's smallest by more than ``2 err`` (plus a
+    relative margin that covers the rounding of the exact sums) cannot be its
+    nearest. Only the shortlisted points get exact column-by-column distances, which
+    decide as in :func:`_squared_distances`: the graph is the plain brute force's,
+    ties included.
+    """
+
+    def __init__(self, points):
+        xp = array_namespace(points)
+        self.n, dims = points.shape
+        self.columns = [points[:, c] for c in range(dims)]
+        self.centred = points - xp.mean(points, axis=0)
+        self.norms = xp.sum(self.centred * self.centred, axis=1)
+        self.lengths = xp.sqrt(self.norms)
+        self.longest = xp.max(self.lengths)
+        self.error = 4 * (dims + 6) * 2.0**-53
+        self.margin = 8 * (dims + 4) * 2.0**-53
+
+    def neighbors(self, block, u):
+        """Drawn nearest neighbour of each point in ``block`` (indices) among all points."""
+        xp = array_namespace(block)
+        approximate = (self.norms[block][:, None] + self.norms[None, :]
+                       - 2 * (self.centred[block, :] @ self.centred.T))
+        approximate[xp.arange(block.shape[0], device=device(block)), block] = xp.inf
+        error = self.error * (self.lengths[block] + self.longest) ** 2
+        reach = xp.min(approximate, axis=1) * (1 + self.margin) + (2 + self.margin) * error
+        local, candidate = xp.nonzero(approximate <= reach[:, None])
+        distances = _pair_distances(self.columns, block[local], candidate)
+        return _nearest_in_pairs(local, candidate, distances, u[block], self.n)[0]
 
 
 def nearest_neighbors_grid(points, u):
@@ -495,37 +585,11 @@ class _Grid:
         candidate = xp.reshape(start, (-1,))[slot] + xp.arange(n_pairs, device=dev) - before[slot]
         local = slot // self.offsets.shape[0]
         query = positions[local]
-        distances = None
-        for column in self.columns:
-            delta = column[query] - column[candidate]
-            distances = delta * delta if distances is None else distances + delta * delta
+        distances = _pair_distances(self.columns, query, candidate)
         distances = xp.where(candidate == query, xp.inf, distances)
-
-        # Pairs come grouped by row: a row's minimum, how many pairs attain it, and
-        # (kept where it is attained once) the point that does.
-        minima = _segment_min(distances, local, n_rows)
-        at_minimum = distances == xp.take(minima, local)
-        through_minimum = xp.cumulative_sum(xp.astype(at_minimum, xp.int64))
-        row_first = xp.cumulative_sum(per_row) - per_row
+        found, minima = _nearest_in_pairs(local, self.order[candidate], distances,
+                                          u[self.order[positions]], self.order.shape[0])
         has_pairs = per_row > 0
-        first = xp.minimum(row_first, n_pairs - 1)
-        last = xp.maximum(row_first + per_row - 1, 0)
-        ties = xp.where(has_pairs, xp.take(through_minimum, last) - xp.take(
-            through_minimum - xp.astype(at_minimum, xp.int64), first), 0)
-        found = xp.zeros(n_rows, dtype=xp.int64, device=dev)
-        hits = xp.nonzero(at_minimum)[0]
-        found[local[hits]] = self.order[candidate[hits]]
-
-        tied = xp.nonzero(ties > 1)[0]
-        if tied.shape[0]:
-            # The floor(u * ties)-th tied point in index order, as in the brute force.
-            n = self.order.shape[0]
-            pairs = xp.nonzero(at_minimum & (ties > 1)[local])[0]
-            keys = xp.sort(local[pairs] * n + self.order[candidate[pairs]])
-            size = ties[tied]
-            draw = _draw_below(u[self.order[positions[tied]]], size)
-            found[tied] = keys[xp.cumulative_sum(size) - size + draw] % n
-
         bound = self._certified_distance(positions)
         sure = has_pairs & (bound > 0) & (minima < bound * bound * (1 - _GRID_MARGIN))
         return found, sure
