@@ -209,8 +209,8 @@ class Unlearner:
     Notes
     -----
     The model is evaluated in ``eval()`` mode throughout (BatchNorm uses its running
-    statistics and its parameters are never updated; dropout is off), and its mode is
-    restored afterwards. BatchNorm running statistics were computed with the removed
+    statistics and its parameters are never updated; dropout is off), and each module's
+    own mode (``training`` flag) is restored afterwards. BatchNorm running statistics were computed with the removed
     samples and are not recomputed. A failed :meth:`forget` restores the model's
     parameters and buffers bit for bit and leaves the Unlearner's state unchanged.
 
@@ -333,7 +333,7 @@ class Unlearner:
         indices = self._check_indices(indices)
         snapshot = {key: value.detach().clone() for key, value in
                     self.model.state_dict(keep_vars=True).items()}
-        was_training = self.model.training
+        modes = {module: module.training for module in self.model.modules()}
         rng_state = self._rng.bit_generator.state
         try:
             self.model.eval()
@@ -344,8 +344,9 @@ class Unlearner:
                     value.copy_(snapshot[key])
             self._rng.bit_generator.state = rng_state
             raise
-        finally:
-            self.model.train(was_training)
+        finally:        # each module's own mode: a frozen BatchNorm stays in eval()
+            for module, training in modes.items():
+                module.training = training
         self.removed.extend(indices)
         self.reports.append(report)
         return report
