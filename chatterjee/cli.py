@@ -2,22 +2,32 @@
 ``unlearn``.
 
 Without a data file, ``select``, ``codec`` and ``blanket`` use scikit-learn's bundled
-diabetes data (ten features and the response column ``target``).
+diabetes data (ten features and the response column ``target``); a data file named
+``-`` is read from standard input.
 """
 
 import argparse
+import csv
+import io
 import json
+import re
 import sys
 import time
 import warnings
 
 import numpy as np
 
+from . import __version__
+
 DEFAULT_DATA_HELP = (
-    "CSV file with a header row (read with pandas). Without it, scikit-learn's bundled "
-    "diabetes data is used: columns age, sex, bmi, bp, s1..s6 and the response "
-    "'target' (n = 442)."
+    "CSV file with a header row (read with pandas; the separator is detected), or '-' "
+    "for standard input. Without it, scikit-learn's bundled diabetes data is used: "
+    "columns age, sex, bmi, bp, s1..s6 and the response 'target' (n = 442)."
 )
+# Separators looked for in a header line without commas.
+OTHER_SEPARATORS = ";\t|"
+TORCH_INSTALL = ("pip install torch; from a clone of the repository, "
+                 "pip install -e '.[torch]' installs it with the package")
 
 
 class CliError(Exception):
@@ -27,6 +37,15 @@ class CliError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise CliError(message)
+
+
+def _plain(text):
+    """``text`` (a docstring in reST) as plain text for --help: no markup.
+
+    ``literal``, :role:`target` and `interpreted` become their bare text.
+    """
+    text = re.sub(r":[\w:.-]+:`([^`]*)`", r"\1", text)
+    return re.sub(r"``([^`]*)``|`([^`]*)`", lambda m: m.group(1) or m.group(2), text)
 
 
 def _demo(args):
@@ -72,39 +91,74 @@ def _demo(args):
 
 # ---------------------------------------------------------------- data handling
 
+def _read_csv(path):
+    """Read the CSV at ``path`` ('-': standard input) with pandas.
+
+    The separator is a comma unless the header line has none and holds another usual
+    one (;, tab, |): then it is sniffed from that line with :class:`csv.Sniffer`.
+    """
+    import pandas as pd
+
+    if path == "-":
+        source = io.StringIO(sys.stdin.read())
+        header = source.readline()
+        source.seek(0)
+    else:
+        source = path
+        with open(path, encoding="utf-8", errors="replace", newline="") as file:
+            header = file.readline()
+    sep = ","
+    if "," not in header and any(other in header for other in OTHER_SEPARATORS):
+        try:
+            sep = csv.Sniffer().sniff(header, delimiters=OTHER_SEPARATORS).delimiter
+        except csv.Error:
+            pass
+    return pd.read_csv(source, sep=sep)
+
+
 def _load_frame(path):
-    """The data as a DataFrame: the CSV at ``path``, or the bundled diabetes data."""
+    """The data as a DataFrame: the CSV at ``path`` ('-': standard input), or the
+    bundled diabetes data; and a description of its source."""
     import pandas as pd
 
     if path is None:
         from sklearn.datasets import load_diabetes
 
         return load_diabetes(as_frame=True).frame, "diabetes (scikit-learn, built in)"
+    name = "standard input" if path == "-" else path
     try:
-        frame = pd.read_csv(path)
+        frame = _read_csv(path)
     except FileNotFoundError:
         raise CliError(f"no such file: {path}") from None
     except IsADirectoryError:
-        raise CliError(f"{path} is a directory, not a CSV file") from None
+        raise CliError(f"{name} is a directory, not a CSV file") from None
     except pd.errors.EmptyDataError:
-        raise CliError(f"{path} is empty") from None
+        raise CliError(f"{name} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         detail = " ".join(str(exc).split())
-        raise CliError(f"cannot parse {path} as CSV: {detail}") from None
+        raise CliError(f"cannot parse {name} as CSV: {detail}") from None
     except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise CliError(f"cannot read {name}: {exc.strerror or exc}") from None
     if frame.shape[1] == 0:
-        raise CliError(f"{path} has no columns")
+        raise CliError(f"{name} has no columns")
     if frame.shape[0] == 0:
-        raise CliError(f"{path} has a header but no data rows")
+        raise CliError(f"{name} has a header but no data rows")
     frame.columns = [str(c) for c in frame.columns]
-    return frame, path
+    return frame, name
 
 
-def _numeric_columns(frame):
+def _numeric_columns(frame, exclude=()):
+    """The numeric columns of ``frame`` not in ``exclude``; a note on stderr names the
+    other columns, which are left out."""
     import pandas as pd
 
-    return [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    columns = [c for c in frame.columns if c not in exclude]
+    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c])]
+    skipped = [c for c in columns if c not in numeric]
+    if skipped:
+        print(f"chatterjee: note: ignored {len(skipped)} non-numeric column(s): "
+              f"{', '.join(skipped)}", file=sys.stderr)
+    return numeric
 
 
 def _check_columns(frame, names, what):
@@ -114,7 +168,10 @@ def _check_columns(frame, names, what):
     for name in names:
         if name not in frame.columns:
             available = ", ".join(frame.columns)
-            raise CliError(f"{what}: no column {name!r} (columns: {available})")
+            hint = ("; is the file separated by something other than a comma?"
+                    if frame.shape[1] == 1 else "")
+            raise CliError(f"{what}: no column {name!r} (columns found: "
+                           f"{available}{hint})")
         if not pd.api.types.is_numeric_dtype(frame[name]):
             raise CliError(f"{what}: column {name!r} is not numeric "
                            f"(dtype {frame[name].dtype})")
@@ -152,6 +209,17 @@ def _positive_int(text):
     return value
 
 
+def _seed(text):
+    """A seed for NumPy's random generators: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _verbosity(args):
     """``verbose`` for the library: progress (on stderr) unless --no-progress or stderr
     is not a terminal."""
@@ -174,7 +242,7 @@ def _select(args):
 
     frame, source = _load_frame(args.data)
     _check_columns(frame, [args.target], "--target")
-    candidates = [c for c in _numeric_columns(frame) if c != args.target]
+    candidates = _numeric_columns(frame, exclude=[args.target])
     if not candidates:
         raise CliError(f"no numeric column besides {args.target!r} to select from")
     data = _complete_rows(frame, [args.target] + candidates)
@@ -240,6 +308,11 @@ def _codec(args):
     _check_columns(frame, [args.y], "--y")
     _check_columns(frame, z, "--z")
     _check_columns(frame, x, "--x")
+    both = [name for name in z if name in x]
+    if both:
+        print(f"chatterjee: note: {', '.join(both)} in both --z and --x: given --x, "
+              f"{'it adds' if len(both) == 1 else 'they add'} nothing (T is 0 in the "
+              f"limit; on tied data the estimate is tie-breaking noise)", file=sys.stderr)
     used = list(dict.fromkeys([args.y] + z + x))
     data = _complete_rows(frame, used)
     result = codec(data[args.y].to_numpy(), data[z].to_numpy(),
@@ -258,6 +331,8 @@ def _blanket(args):
     from .blanket import markov_blankets, plot_blanket_graph
 
     if args.plot is not None:
+        if not args.plot.strip():
+            raise CliError("--plot: expected a file name, got an empty one")
         try:
             import matplotlib
         except ImportError:
@@ -306,7 +381,7 @@ def _unlearn(args):
         import torch
     except ImportError:
         raise CliError("unlearn needs torch, which is not installed "
-                       "(pip install chatterjee[torch])") from None
+                       f"({TORCH_INSTALL})") from None
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the demo's models are tiny: one thread is fastest
     try:
@@ -393,8 +468,9 @@ def _unlearn_demo(args, torch):
 def _add_common(parser):
     parser.add_argument("data", nargs="?", default=None, metavar="data.csv",
                         help=DEFAULT_DATA_HELP)
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed for tie-breaking and randomization (default 0)")
+    parser.add_argument("--seed", type=_seed, default=0,
+                        help="seed for tie-breaking and randomization, an integer >= 0 "
+                             "(default 0)")
     parser.add_argument("--json", action="store_true", help="print JSON to stdout")
 
 
@@ -406,11 +482,13 @@ def _add_progress(parser):
 
 
 def build_parser():
-    parser = _Parser(prog="chatterjee", description=__doc__,
+    parser = _Parser(prog="chatterjee", description=_plain(__doc__),
                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"chatterjee {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo = commands.add_parser("demo", help="dependence table of a bundled data set")
-    demo.add_argument("--seed", type=int, default=0, help="seed for tie-breaking")
+    demo.add_argument("--seed", type=_seed, default=0,
+                      help="seed for tie-breaking, an integer >= 0 (default 0)")
     demo.set_defaults(run=_demo)
 
     select = commands.add_parser(
@@ -483,7 +561,8 @@ def build_parser():
                               "training set")
     unlearn.add_argument("--iterations", type=_positive_int, default=60,
                          help="L-BFGS iterations training the demo model (default 60)")
-    unlearn.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    unlearn.add_argument("--seed", type=_seed, default=0,
+                         help="seed, an integer >= 0 (default 0)")
     unlearn.add_argument("--json", action="store_true", help="print JSON to stdout")
     unlearn.set_defaults(run=_unlearn)
     return parser

@@ -1,5 +1,6 @@
 """The ``chatterjee`` command line: select, codec, blanket (and demo's entry point)."""
 
+import io
 import json
 import subprocess
 import sys
@@ -8,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import chatterjee
+from chatterjee import codec
 from chatterjee.cli import main
 
 REPO_ROOT = Path(__file__).absolute().parents[1]
@@ -71,7 +74,7 @@ def test_select_builtin_json(capsys):
 def test_select_csv_options(capsys, chain_csv):
     code, out, _ = run(capsys, "select", str(chain_csv), "--target", "c", "--json")
     assert code == 0
-    assert json.loads(out)["selected"][0] == "b"  # text column skipped silently
+    assert json.loads(out)["selected"][0] == "b"  # text column skipped (with a note)
 
     code, out, _ = run(capsys, "select", str(chain_csv), "--target", "c", "--no-stop",
                        "--max-features", "3", "--json")
@@ -292,7 +295,8 @@ def test_blanket_progress_and_no_progress(capsys, monkeypatch, chain_csv):
     assert "blanket" in err.lower()
     code, quiet, quiet_err = run(capsys, "blanket", str(chain_csv), "--json",
                                  "--no-progress")
-    assert code == 0 and json.loads(quiet) == result and quiet_err == ""
+    assert code == 0 and json.loads(quiet) == result
+    assert quiet_err == "chatterjee: note: ignored 1 non-numeric column(s): label\n"
 
 
 def test_no_progress_in_help(capsys):
@@ -300,3 +304,142 @@ def test_no_progress_in_help(capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "--no-progress" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ reported items
+
+def test_dash_reads_stdin(capsys, monkeypatch, chain_csv):
+    code, expected, _ = run(capsys, "codec", str(chain_csv), "--y", "c", "--z", "a",
+                            "--json")
+    assert code == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO(chain_csv.read_text()))
+    code, out, err = run(capsys, "codec", "-", "--y", "c", "--z", "a", "--json")
+    assert code == 0, err
+    assert json.loads(out) == json.loads(expected)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(chain_csv.read_text()))
+    code, out, _ = run(capsys, "codec", "-", "--y", "c", "--z", "a")
+    assert code == 0 and "(standard input)" in out
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert_error(*run(capsys, "select", "-", "--target", "a"), "standard input is empty")
+
+
+def test_dash_reads_stdin_subprocess(chain_csv):
+    proc = subprocess.run(
+        [sys.executable, "-m", "chatterjee", "select", "-", "--target", "c", "--json"],
+        input=chain_csv.read_text(), check=False, capture_output=True, text=True,
+        cwd=REPO_ROOT, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["selected"][0] == "b"
+
+
+def test_blanket_plot_empty_path_is_an_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for path in ("", " "):
+        assert_error(*run(capsys, "blanket", "--plot", path), "--plot")
+    assert list(tmp_path.iterdir()) == []  # no hidden '.png'
+
+
+@pytest.mark.parametrize("command", [
+    ("demo",), ("select", "--target", "target"), ("codec", "--y", "target", "--z", "bmi"),
+    ("blanket",), ("unlearn", "--demo"),
+])
+@pytest.mark.parametrize("seed", ["-1", "1.5", "x"])
+def test_bad_seed_names_the_option(capsys, command, seed):
+    assert_error(*run(capsys, *command, "--seed", seed), "--seed")
+
+
+@pytest.mark.parametrize("command", [(), ("select",), ("codec",), ("blanket",)])
+def test_help_is_plain_text(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: chatterjee" in out
+    assert "`" not in out and ":func:" not in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"chatterjee {chatterjee.__version__}\n"
+
+
+def test_select_says_which_text_columns_it_ignores(capsys, chain_csv):
+    code, out, err = run(capsys, "select", str(chain_csv), "--target", "c", "--json")
+    assert code == 0 and json.loads(out)["selected"]
+    assert "non-numeric" in err and "label" in err
+    code, _, err = run(capsys, "select", "--target", "target", "--json")
+    assert code == 0 and err == ""  # all columns numeric: no note
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_other_separators_are_detected(capsys, tmp_path, chain_csv, sep):
+    path = tmp_path / "other.csv"
+    path.write_text(chain_csv.read_text().replace(",", sep))
+    args = ("--y", "c", "--z", "a", "--x", "b", "--json")
+    code, expected, _ = run(capsys, "codec", str(chain_csv), *args)
+    assert code == 0
+    code, out, err = run(capsys, "codec", str(path), *args)
+    assert code == 0, err
+    assert json.loads(out) == json.loads(expected)
+
+
+def test_missing_column_hints_at_the_separator(capsys, tmp_path):
+    path = tmp_path / "spaces.csv"
+    path.write_text("a b\n1 2\n3 4\n5 6\n")
+    code, out, err = run(capsys, "codec", str(path), "--y", "a", "--z", "b")
+    assert_error(code, out, err, "no column 'a'")
+    assert "'a b'" not in err and "a b" in err  # the columns found are shown
+    assert "separated by something other than a comma" in err
+
+
+@pytest.fixture
+def tied_csv(tmp_path):
+    """y depends on a column a with 5 values (ties) and on a continuous b."""
+    rng = np.random.default_rng(3)
+    n = 300
+    a = rng.integers(0, 5, size=n).astype(float)
+    b = rng.normal(size=n)
+    y = a + b + 0.5 * rng.normal(size=n)
+    path = tmp_path / "tied.csv"
+    rows = (",".join(repr(float(v)) for v in row) for row in zip(y, a, b))
+    path.write_text("y,a,b\n" + "\n".join(rows) + "\n")
+    return path, y, a, b
+
+
+@pytest.mark.parametrize("z, x", [("a", "a"), ("b", "b"), ("a", "a,b"), ("a,b", "a"),
+                                  ("b", None), ("a,b", "b,a")])
+@pytest.mark.parametrize("seed", [0, 7])
+def test_codec_matches_the_python_call(capsys, tied_csv, z, x, seed):
+    path, y, a, b = tied_csv
+    columns = {"a": a, "b": b}
+
+    def block(names):
+        return np.column_stack([columns[name] for name in names.split(",")])
+
+    expected = codec(y, block(z), None if x is None else block(x),
+                     random_state=seed).statistic
+    argv = ["codec", str(path), "--y", "y", "--z", z, "--seed", str(seed), "--json"]
+    code, out, err = run(capsys, *argv, *([] if x is None else ["--x", x]))
+    assert code == 0, err
+    assert json.loads(out)["T"] == expected
+
+
+def test_codec_notes_a_column_in_both_z_and_x(capsys, tied_csv):
+    path, y, a, _ = tied_csv
+    code, out, err = run(capsys, "codec", str(path), "--y", "y", "--z", "a", "--x", "a",
+                         "--json")
+    assert code == 0
+    assert json.loads(out)["T"] == codec(y, a, a, random_state=0).statistic
+    assert "a in both --z and --x" in err
+    code, _, err = run(capsys, "codec", str(path), "--y", "y", "--z", "a", "--x", "b")
+    assert code == 0 and err == ""
+
+
+def test_torch_hint_needs_no_published_package(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    code, out, err = run(capsys, "unlearn", "--demo")
+    assert_error(code, out, err, "needs torch")
+    assert "chatterjee[torch]" not in err and "pip install -e" in err
