@@ -1,6 +1,8 @@
 """The Unlearner's promises: module modes restored, a failed call changes nothing,
 only integer indices accepted."""
 
+import copy
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -49,3 +51,100 @@ def test_each_module_keeps_its_own_mode(monkeypatch, fail):
         u.forget(3)
     assert modes(model) == before
     assert model.training and not model[1].training
+
+
+# --- 6: a non-finite loss, gradient or step is an error, and changes nothing ----------
+
+def mlp_problem(n=60, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 4, generator=gen, dtype=torch.float64)
+    y = (X[:, 0] + X[:, 1] > 0).long()
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2)).double()
+    return model, X, y
+
+
+class Poisoned:
+    """Cross-entropy that turns non-finite after ``healthy`` calls (None: never): its
+    value (``"nan"``, ``"inf"``) or only its gradient (``"gradient"``)."""
+
+    def __init__(self, how):
+        self.how, self.healthy, self.calls = how, None, 0
+
+    def __call__(self, outputs, targets):
+        self.calls += 1
+        loss = nn.functional.cross_entropy(outputs, targets)
+        if self.healthy is None or self.calls <= self.healthy:
+            return loss
+        if self.how == "nan":
+            return loss * float("nan")
+        if self.how == "inf":
+            return loss + float("inf")
+        return loss + 0.0 * torch.sqrt(0.0 * outputs.sum())   # d sqrt(x) at 0: nan
+
+
+OPTIONS = {
+    "lfoci-dense": {"n_perturbations": 10, "max_passes": 2},
+    "subspace-cg": {"selection": "gradient", "max_slices": 1, "max_passes": 2,
+                    "acceleration": "subspace", "max_dense": 1},
+}
+
+
+def snapshot(model, u):
+    return ({k: v.clone() for k, v in model.state_dict().items()}, modes(model),
+            list(u.removed), u.n_retained, len(u.reports), u._retained_sum)
+
+
+def assert_unchanged(model, u, before):
+    state, training, removed, n_retained, n_reports, cache = before
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert modes(model) == training
+    assert (u.removed, u.n_retained, len(u.reports)) == (removed, n_retained, n_reports)
+    assert u._retained_sum is cache
+
+
+@pytest.mark.parametrize("how", ["nan", "inf"])
+@pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
+def test_non_finite_loss_at_any_call_changes_nothing(how, options):
+    model, X, y = mlp_problem()
+    reference = copy.deepcopy(model)
+    runs = []
+    for net in (model, reference):
+        loss = Poisoned(how)
+        u = Unlearner(net, loss, (X, y), weight_decay=1e-2, random_state=0, **options)
+        u.forget(1)                                  # a cache and a removal to keep
+        runs.append((u, loss))
+    (u, loss), (u_reference, loss_reference) = runs
+    loss_reference.calls = 0
+    u_reference.forget([3, 7])                       # healthy: count the loss calls
+    assert loss_reference.calls > 10
+    model.train()
+    before = snapshot(model, u)
+    for healthy in range(loss_reference.calls):      # the first call to the last
+        loss.healthy, loss.calls = healthy, 0
+        with pytest.raises(FloatingPointError, match="non-finite"):
+            u.forget([3, 7])
+        assert_unchanged(model, u, before)
+    loss.healthy = None                              # and then it works, as if never tried
+    u.forget([3, 7])          # (the rollback invalidated the cache: rounding differs)
+    assert u.removed == [1, 3, 7]
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-12)
+               for a, b in zip(model.parameters(), reference.parameters()))
+
+
+def test_non_finite_gradient_of_a_finite_loss_changes_nothing():
+    model, X, y = mlp_problem()
+    loss = Poisoned("gradient")
+    u = Unlearner(model, loss, (X, y), weight_decay=1e-2, selection="full", random_state=0)
+    before = snapshot(model, u)
+    loss.healthy = 0
+    with pytest.raises(FloatingPointError, match="gradient became non-finite"):
+        u.forget(3)
+    assert_unchanged(model, u, before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_model_is_refused(dtype):
+    model, X, y = mlp_problem()
+    with pytest.raises(TypeError, match=rf"{dtype}.*float32 or float64.*model\.float\(\)"):
+        Unlearner(model.to(dtype), nn.CrossEntropyLoss(), (X.to(dtype), y))

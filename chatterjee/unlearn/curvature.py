@@ -6,6 +6,7 @@ which only the block is a variable, so the block Hessian is exactly the sub-bloc
 the full Hessian (no finite differences, no stored training gradients).
 """
 
+import math
 import warnings
 
 import torch
@@ -13,7 +14,7 @@ from torch.func import functional_call, grad, hessian, jacrev, jvp, vjp, vmap
 
 from .slices import unfused_attention
 
-__all__ = ["BlockObjective", "SubspaceObjective", "conjugate_gradients",
+__all__ = ["BlockObjective", "SubspaceObjective", "check_finite", "conjugate_gradients",
            "damped_newton_step", "layer_directions"]
 
 
@@ -469,16 +470,22 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
         smallest eigenvalue of a dense block that is not positive definite, else
         None), ``accepted`` (bool),
         ``objective_before`` and ``objective_after``.
+
+    Raises
+    ------
+    FloatingPointError
+        If the objective (at ``theta`` or at a trial step), the gradient, the curvature
+        or a step is not finite.
     """
-    g = gradient.double()
-    before = objective.value(theta)
+    g = check_finite(gradient.double(), "gradient")
+    before = check_finite(objective.value(theta), "objective")
     info = {"objective_before": before, "curvature_min": None}
     scale = float(g.abs().max()) if g.numel() else 0.0
     if scale == 0.0:
         return torch.zeros_like(theta), {**info, "damping": 0.0, "solver": None,
                                          "accepted": False, "objective_after": before}
     if theta.numel() <= max_dense:
-        H = objective.hessian(theta, kind=kind)
+        H = check_finite(objective.hessian(theta, kind=kind), "curvature")
         lam_max = float(H.diagonal().abs().max())
         mu = 0.0
         undamped, failed = torch.linalg.cholesky_ex(H)
@@ -502,7 +509,8 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
 
         def solve(damping):
             x, negative = conjugate_gradients(
-                lambda v: objective.hessian_vector(theta, v, kind=kind) + damping * v,
+                lambda v: check_finite(objective.hessian_vector(theta, v, kind=kind),
+                                       "curvature") + damping * v,
                 g, tol=cg_tolerance * float(g.norm()), max_iter=cg_iterations)
             if negative is not None:
                 raise _NegativeCurvature(2 * -negative + 1e-12)
@@ -511,18 +519,29 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
     bump = max(lam_max or scale, 1e-12) * 1e-6
     for _ in range(max_damping_tries):
         try:
-            step = solve(mu)
+            step = check_finite(solve(mu), "Newton step")
         except _NegativeCurvature as error:
             mu = max(10 * mu, error.needed, bump)
             continue
         candidate = theta + step.to(theta.dtype)
-        after = objective.value(candidate)
+        after = check_finite(objective.value(candidate), "objective")
         if after <= before + 1e-13 * abs(before):
             return step.to(theta.dtype), {**info, "damping": mu, "accepted": True,
                                           "objective_after": after}
         mu = max(10 * mu, bump)
     return torch.zeros_like(theta), {**info, "damping": mu, "accepted": False,
                                      "objective_after": before}
+
+
+def check_finite(value, what):
+    """``value`` (a float or a tensor) if it is finite, else a FloatingPointError
+    naming ``what`` (the loss, a gradient, ...)."""
+    finite = (math.isfinite(value) if isinstance(value, float)
+              else bool(torch.isfinite(value).all()))
+    if not finite:
+        raise FloatingPointError(f"the {what} became non-finite (nan or inf); check the "
+                                 "loss function and the model for overflow")
+    return value
 
 
 def _first_of(product):

@@ -7,6 +7,7 @@ L-FOCI on that table finds the slices the sample's loss depends on.
 
 import torch
 
+from .curvature import check_finite
 from .slices import record_activations
 
 __all__ = ["gaussian_perturbation", "perturbation_table", "token_replacement"]
@@ -104,6 +105,11 @@ def perturbation_table(model, loss_fn, layers, inputs, targets, perturb, n_copie
     activations : Tensor of shape (n_copies, n_columns)
     losses : Tensor of shape (n_copies,)
     column_slices : list of Slice
+
+    Raises
+    ------
+    FloatingPointError
+        If a loss is not finite.
     """
     k = inputs.shape[0]
     copies = perturb(inputs, n_copies, generator)
@@ -128,5 +134,6 @@ def perturbation_table(model, loss_fn, layers, inputs, targets, perturb, n_copie
             activations.append(values.reshape(copies_here, k, -1).mean(1))
             outputs = outputs.reshape(copies_here, k, *outputs.shape[1:])
             losses.append(torch.stack([loss_fn(out, targets) for out in outputs]))
-    return torch.cat(activations), torch.cat(losses), column_slices
+    losses = check_finite(torch.cat(losses), "loss of the perturbed samples")
+    return torch.cat(activations), losses, column_slices
 

@@ -13,6 +13,7 @@ from ._data import TrainingData
 from .curvature import (
     BlockObjective,
     SubspaceObjective,
+    check_finite,
     damped_newton_step,
     layer_directions,
 )
@@ -89,7 +90,8 @@ class Unlearner:
     Parameters
     ----------
     model : torch.nn.Module
-        The trained model. It is changed in place by :meth:`forget`.
+        The trained model, with float32 or float64 parameters. It is changed in place
+        by :meth:`forget`.
     loss_fn : callable
         ``loss_fn(outputs, targets)``: a mean over the batch (as
         ``torch.nn.CrossEntropyLoss()``), the loss the model was trained with.
@@ -206,6 +208,12 @@ class Unlearner:
     reports : list of ForgetReport
         One per successful :meth:`forget`.
 
+    Raises
+    ------
+    TypeError
+        If the model's parameters are not float32 or float64 (float16 and bfloat16
+        cannot hold a Newton step: unlearn a ``model.float()`` copy).
+
     Notes
     -----
     The model is evaluated in ``eval()`` mode throughout (BatchNorm uses its running
@@ -255,6 +263,13 @@ class Unlearner:
                  random_state=None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        low = sorted({str(p.dtype) for p in model.parameters()
+                      if p.dtype not in (torch.float32, torch.float64)})
+        if low:
+            # a Newton step is below half precision's resolution, and its curvature
+            # overflows: the result would be silently wrong
+            raise TypeError(f"the model's parameters are {', '.join(low)}; the Unlearner "
+                            "needs float32 or float64: unlearn a model.float() copy")
         if not callable(loss_fn):
             raise TypeError("loss_fn must be callable: loss_fn(outputs, targets)")
         self.model, self.loss_fn = model, loss_fn
@@ -315,6 +330,9 @@ class Unlearner:
     def forget(self, indices):
         """Remove training samples from the model, in place and atomically.
 
+        Any error leaves the model (parameters, buffers, every module's mode) and the
+        Unlearner's state unchanged.
+
         Parameters
         ----------
         indices : int or sequence of int
@@ -328,13 +346,15 @@ class Unlearner:
         ------
         ValueError
             An index out of range, repeated, or already removed, or a removal that
-            would leave no training sample. Any error leaves the model unchanged.
+            would leave no training sample.
+        FloatingPointError
+            A loss, gradient, curvature or step became non-finite (nan or inf).
         """
         indices = self._check_indices(indices)
         snapshot = {key: value.detach().clone() for key, value in
                     self.model.state_dict(keep_vars=True).items()}
         modes = {module: module.training for module in self.model.modules()}
-        rng_state = self._rng.bit_generator.state
+        rng_state, cache = self._rng.bit_generator.state, self._retained_sum
         try:
             self.model.eval()
             report = self._forget(indices)
@@ -342,7 +362,7 @@ class Unlearner:
             with torch.no_grad():
                 for key, value in self.model.state_dict(keep_vars=True).items():
                     value.copy_(snapshot[key])
-            self._rng.bit_generator.state = rng_state
+            self._rng.bit_generator.state, self._retained_sum = rng_state, cache
             raise
         finally:        # each module's own mode: a frozen BatchNorm stays in eval()
             for module, training in modes.items():
@@ -484,8 +504,9 @@ class Unlearner:
     def _mean_loss(self, indices):
         """Mean loss of the samples at ``indices`` under the current model."""
         with torch.no_grad():
-            return sum(float(self.loss_fn(self.model(inputs), targets)) * inputs.shape[0]
+            mean = sum(float(self.loss_fn(self.model(inputs), targets)) * inputs.shape[0]
                        for inputs, targets in self.data.batches(indices)) / len(indices)
+        return check_finite(mean, "loss")
 
     def _curvature_samples(self, retained):
         """A random subsample of the retained samples for the curvature, or None."""
@@ -539,7 +560,7 @@ class Unlearner:
                                                           allow_unused=True)):
                 if g is not None:
                     total[name] += g
-        return total
+        return {name: check_finite(g, "loss gradient") for name, g in total.items()}
 
     def _retained_gradient(self, retained, removing=None):
         """Gradient of F_retained over every sliced parameter (name → tensor).
