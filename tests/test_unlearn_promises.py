@@ -3,6 +3,7 @@ only integer indices accepted."""
 
 import copy
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -148,3 +149,64 @@ def test_half_precision_model_is_refused(dtype):
     model, X, y = mlp_problem()
     with pytest.raises(TypeError, match=rf"{dtype}.*float32 or float64.*model\.float\(\)"):
         Unlearner(model.to(dtype), nn.CrossEntropyLoss(), (X.to(dtype), y))
+
+
+# --- 7: only integer indices and labels -----------------------------------------------
+
+def small_unlearner():
+    model, X, y = mlp_problem(n=30)
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=1e-2,
+                  selection="gradient", max_slices=1, random_state=0)
+    return model, y, u
+
+
+@pytest.mark.parametrize("bad, error", [
+    (2.0, TypeError), (None, TypeError), ({1: 2}, TypeError), ({1, 2}, TypeError),
+    ("12", TypeError), (True, TypeError), ([1, 2.0], TypeError), ([True], TypeError),
+    ([None], TypeError), (np.array([1.0, 2.0]), TypeError), (np.array([True]), TypeError),
+    (torch.tensor([1.0]), TypeError), (torch.tensor([True]), TypeError),
+    (np.array([[1, 2]]), ValueError), (torch.tensor([[1, 2]]), ValueError),
+], ids=repr)
+def test_forget_refuses_what_is_not_integer_indices(bad, error):
+    model, _, u = small_unlearner()
+    before = snapshot(model, u)
+    with pytest.raises(error, match="indices"):
+        u.forget(bad)
+    assert_unchanged(model, u, before)
+
+
+@pytest.mark.parametrize("good", [
+    3, np.int64(3), [3, 4], (3, 4), range(3, 5), np.array([3, 4]),
+    np.array([3, 4], dtype=np.int32), torch.tensor([3, 4]), torch.tensor(3),
+], ids=repr)
+def test_forget_takes_integer_indices(good):
+    _, _, u = small_unlearner()
+    report = u.forget(good)
+    expected = [3] if np.ndim(good) == 0 else [3, 4]
+    assert report.indices == expected and u.removed == expected
+    assert all(type(i) is int for i in u.removed)
+
+
+@pytest.mark.parametrize("bad", [None, "1", [1], 1.0, True, torch.tensor([1])], ids=repr)
+def test_forget_class_refuses_what_is_not_an_integer_label(bad):
+    model, _, u = small_unlearner()
+    before = snapshot(model, u)
+    with pytest.raises(TypeError, match="label must be an integer"):
+        u.forget_class(bad)
+    assert_unchanged(model, u, before)
+
+
+def test_forget_class_needs_one_label_per_sample():
+    model, X, y = mlp_problem(n=30)
+    one_hot = nn.functional.one_hot(y, 2).double()      # class 1 is column 1, not 0
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, one_hot), weight_decay=1e-2,
+                  selection="gradient", max_slices=1, random_state=0)
+    with pytest.raises(ValueError, match="one class label per sample"):
+        u.forget_class(1)
+    assert u.removed == []
+
+
+@pytest.mark.parametrize("label", [1, np.int64(1), torch.tensor(1)], ids=repr)
+def test_forget_class_takes_an_integer_label(label):
+    _, y, u = small_unlearner()
+    assert u.forget_class(label).indices == torch.nonzero(y == 1)[:, 0].tolist()

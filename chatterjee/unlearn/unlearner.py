@@ -335,7 +335,7 @@ class Unlearner:
 
         Parameters
         ----------
-        indices : int or sequence of int
+        indices : int, or list, tuple, range, 1-D array or 1-D tensor of int
             Indices into the training data (one sample, or a batch removed together).
 
         Returns
@@ -344,9 +344,12 @@ class Unlearner:
 
         Raises
         ------
+        TypeError
+            ``indices`` is not an integer or a sequence of integers (a float, bool,
+            None, dict, set or string, or a sequence holding one).
         ValueError
-            An index out of range, repeated, or already removed, or a removal that
-            would leave no training sample.
+            ``indices`` empty or not one-dimensional, an index out of range, repeated
+            or already removed, or a removal that would leave no training sample.
         FloatingPointError
             A loss, gradient, curvature or step became non-finite (nan or inf).
         """
@@ -372,9 +375,34 @@ class Unlearner:
         return report
 
     def forget_class(self, label):
-        """Remove every remaining training sample whose target equals ``label``."""
+        """Remove every remaining training sample whose target equals ``label``.
+
+        Parameters
+        ----------
+        label : int
+            A class; the training targets must hold one class label per sample.
+
+        Returns
+        -------
+        ForgetReport
+
+        Raises
+        ------
+        TypeError
+            ``label`` is not an integer.
+        ValueError
+            The targets hold more than one value per sample, or no remaining sample
+            has the target ``label``; and as :meth:`forget`.
+        """
+        if isinstance(label, (np.ndarray, torch.Tensor)) and label.ndim == 0:
+            label = label.item()
+        if not _is_integer(label):
+            raise TypeError(f"label must be an integer class label, got {label!r}")
         targets = self.data.targets()
-        matches = torch.nonzero(targets.reshape(targets.shape[0], -1)[:, 0] == label)[:, 0]
+        if targets.numel() != targets.shape[0]:
+            raise ValueError("forget_class needs one class label per sample; the targets "
+                             f"have shape {tuple(targets.shape)}: pass the indices to forget")
+        matches = torch.nonzero(targets.reshape(-1) == label)[:, 0]
         removed = set(self.removed)
         indices = [int(i) for i in matches if int(i) not in removed]
         if not indices:
@@ -617,16 +645,23 @@ class Unlearner:
         return torch.nonzero(mask)[:, 0]
 
     def _check_indices(self, indices):
-        if isinstance(indices, torch.Tensor):
-            indices = indices.reshape(-1).tolist()
-        elif isinstance(indices, Integral):
+        if isinstance(indices, (np.ndarray, torch.Tensor)):
+            if indices.ndim > 1:
+                raise ValueError("indices must be one-dimensional, got shape "
+                                 f"{tuple(indices.shape)}")
+            indices = indices.tolist()
+        if _is_integer(indices):
             indices = [indices]
-        indices = list(indices)
+        elif isinstance(indices, (list, tuple, range)):
+            indices = list(indices)
+        else:
+            raise TypeError("indices must be an integer or a list, tuple, range, 1-D array "
+                            f"or tensor of integers, got {type(indices).__name__}")
         if not indices:
             raise ValueError("no index to forget")
         n = self.data.n_samples
         for i in indices:
-            if isinstance(i, bool) or not isinstance(i, Integral):
+            if not _is_integer(i):
                 raise TypeError(f"indices must be integers, got {i!r}")
             if not 0 <= i < n:
                 raise ValueError(f"index {i} is out of range for {n} training samples")
@@ -644,7 +679,7 @@ class Unlearner:
         if value is None:
             return None
         total = self.slice_map.n_parameters
-        if isinstance(value, Integral) and not isinstance(value, bool):
+        if _is_integer(value):
             if value < 1:
                 raise ValueError(f"max_parameters must be >= 1, got {value}")
             return int(value)
@@ -679,8 +714,13 @@ def _norm(gradients):
     return float(torch.sqrt(sum((g.double() ** 2).sum() for g in gradients.values())))
 
 
+def _is_integer(value):
+    """Whether ``value`` is an integer (a Python or NumPy one), and not a bool."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
 def _check_int(value, name, *, low):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+    if not _is_integer(value) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
 
