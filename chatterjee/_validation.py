@@ -41,6 +41,8 @@ def check_random_state(random_state):
     if random_state is None or isinstance(random_state, (numbers.Integral, np.integer)):
         if isinstance(random_state, bool):
             raise TypeError("`random_state` must be None, an int or a Generator, not bool.")
+        if random_state is not None and random_state < 0:
+            raise ValueError(f"`random_state` must be a non-negative int, got {random_state}.")
         return np.random.default_rng(random_state)
     if isinstance(random_state, np.random.Generator):
         return random_state
@@ -50,6 +52,33 @@ def check_random_state(random_state):
         "`random_state` must be None, an int, a numpy.random.Generator or a "
         f"numpy.random.RandomState, not {type(random_state).__name__}."
     )
+
+
+def check_noise_scale(noise_scale):
+    """Validate L-CODEC's ``noise_scale``: a real number in (0, 0.1]."""
+    if isinstance(noise_scale, bool) or not isinstance(noise_scale, numbers.Real) \
+            or not 0 < noise_scale <= 0.1:
+        raise ValueError(f"`noise_scale` must be a number in (0, 0.1], got {noise_scale!r}.")
+    return float(noise_scale)
+
+
+def check_workers(workers):
+    """Validate ``workers`` (threads of a k-d tree query): -1 (all cores) or >= 1."""
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) \
+            or not (workers == -1 or workers >= 1):
+        raise ValueError(
+            f"`workers` must be -1 (all cores) or a positive integer, got {workers!r}."
+        )
+    return int(workers)
+
+
+def check_n_jobs(n_jobs):
+    """Validate joblib's ``n_jobs``: None or a nonzero integer (negative: all cores but
+    ``-n_jobs - 1``)."""
+    if n_jobs is not None and (isinstance(n_jobs, bool)
+                               or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0):
+        raise ValueError(f"`n_jobs` must be None or a nonzero integer, got {n_jobs!r}.")
+    return n_jobs
 
 
 def _on_cpu(value):
@@ -106,9 +135,18 @@ def check_backend(backend, *values):
 
 
 def to_numpy(array):
-    """A NumPy copy (or view) of a NumPy, PyTorch or CuPy array."""
+    """A NumPy copy (or view) of a NumPy, PyTorch or CuPy array.
+
+    PyTorch floats that NumPy has no type for (bfloat16, float8) become float64.
+    """
     if is_torch_array(array):
-        return array.detach().cpu().numpy()
+        import torch
+
+        array = array.detach()
+        if array.is_floating_point() and array.dtype not in (torch.float16, torch.float32,
+                                                             torch.float64):
+            array = array.to(torch.float64)
+        return array.cpu().numpy()
     if is_cupy_array(array):
         return array.get()
     return np.asarray(array)
@@ -128,6 +166,8 @@ def _to_numeric_array(value, name, backend="numpy"):
     if module.startswith("scipy.sparse") or hasattr(value, "tocsr"):
         raise TypeError(f"`{name}` is sparse; pass a dense array (e.g. `{name}.toarray()`).")
     library = _library(value)
+    if library == "torch" and value.device.type == "meta":
+        raise ValueError(f"`{name}` is a meta tensor, which holds no values.")
     if library != "numpy":
         if library != backend:
             return _to_numeric_array(to_numpy(value), name, backend)
@@ -141,6 +181,11 @@ def _to_numeric_array(value, name, backend="numpy"):
 
 
 def _to_numpy_float64(value, name):
+    if np.ma.isMaskedArray(value):
+        # Masked entries are missing values: NaN, then ``nan_policy`` decides.
+        array = _to_numpy_float64(np.ma.getdata(value), name).copy()
+        array[np.ma.getmaskarray(value)] = np.nan
+        return array
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
@@ -148,13 +193,30 @@ def _to_numpy_float64(value, name):
     if np.iscomplexobj(array):
         raise TypeError(f"`{name}` is complex; only real numbers are supported.")
     if array.dtype.kind in "biuf":
-        return array.astype(np.float64, copy=False)
+        with np.errstate(over="ignore"):  # overflow is reported below, naming `name`
+            converted = array.astype(np.float64, copy=False)
+        _check_float64_keeps(array, converted, name)
+        return converted
     if array.dtype.kind == "O":
         try:
             return array.astype(np.float64)
         except (ValueError, TypeError):
             pass
     raise TypeError(f"`{name}` must be numeric, got dtype {array.dtype}.")
+
+
+def _check_float64_keeps(array, converted, name):
+    """Refuse values that float64 cannot hold: ranks and distances would be wrong."""
+    if array.dtype.kind == "f" and array.dtype.itemsize > 8:
+        if np.any(np.isinf(converted) & np.isfinite(array)):
+            raise ValueError(f"`{name}` holds values beyond the float64 range (1.8e308).")
+    elif array.dtype.kind in "iu" and array.dtype.itemsize >= 8 and array.size:
+        largest = max(abs(int(array.min())), abs(int(array.max())))
+        if largest > 2**53 and np.unique(converted).size != np.unique(array).size:
+            raise ValueError(
+                f"`{name}` holds integers beyond 2**53 that float64 cannot tell apart; "
+                "subtract an offset or rescale them first."
+            )
 
 
 def _as_column_block(array, name, *, matrix):

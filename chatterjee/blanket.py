@@ -4,12 +4,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_random_state
+from ._validation import check_noise_scale, check_random_state, check_samples
 from .codec import codec
 from .foci import (
     FociResult,
     Progress,
     check_foci_args,
+    check_selection_nan_policy,
     foci,
     prepare_features,
     standardize_columns,
@@ -26,8 +27,9 @@ class BlanketResult:
     Attributes
     ----------
     blanket : ndarray
-        The estimated Markov blanket: column indices, or group labels when
-        ``groups`` was given, in sorted order.
+        The estimated Markov blanket, in the order of ``X``'s columns: column names
+        for a pandas DataFrame, else column indices; group labels when ``groups``
+        was given.
     forward : FociResult
         The forward selection it started from.
     pruned : ndarray
@@ -38,6 +40,8 @@ class BlanketResult:
     reduced : ndarray
         Labels of the groups that ``group_features`` replaced by their norm (empty
         when it is None).
+    blanket_columns : ndarray of int
+        The columns of ``X`` that the blanket's members span, sorted.
     """
 
     blanket: np.ndarray
@@ -45,6 +49,7 @@ class BlanketResult:
     pruned: np.ndarray
     pruning_scores: np.ndarray
     reduced: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    blanket_columns: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 GROUP_FEATURES = (None, "norm", "auto")
@@ -109,7 +114,8 @@ def reduce_groups(features, y, labels, members, group_features, standardize, rng
 
 def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
                    standardize="scale", group_features=None, n_neighbors=1,
-                   noise_scale=1e-4, random_state=None, n_jobs=None, verbose=0):
+                   noise_scale=1e-4, nan_policy="raise", random_state=None, n_jobs=None,
+                   verbose=0):
     """Estimate the Markov blanket of ``y`` among the columns (or groups) of ``X``.
 
     The Markov blanket is the smallest set S of variables such that y is
@@ -157,6 +163,8 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
         reliably than with 1 (see the benchmarks in the documentation).
     noise_scale : float, default=1e-4
         Noise of the randomized variant (ignored otherwise).
+    nan_policy : {'raise', 'omit'}, default='raise'
+        Rows with NaN in ``X`` or ``y``: raise an error, or drop them.
     random_state : None, int or numpy.random.Generator, default=None
         Seeds every random choice.
     n_jobs : int, default=None
@@ -201,8 +209,8 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
     """
     if prune not in (True, False) or randomized not in (True, False):
         raise ValueError("`prune` and `randomized` must be True or False.")
-    if randomized and not 0 < noise_scale <= 0.1:
-        raise ValueError(f"`noise_scale` must be in (0, 0.1], got {noise_scale!r}.")
+    if randomized:
+        noise_scale = check_noise_scale(noise_scale)
     if group_features not in GROUP_FEATURES:
         raise ValueError(
             f"`group_features` must be None, 'norm' or 'auto', got {group_features!r}."
@@ -214,9 +222,12 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
             "`n_neighbors` > 1 is not available with `randomized=True` (L-CODEC has "
             "no k-nearest-neighbour version); use randomized=False."
         )
-    X_checked, y, labels, members, _, _ = check_foci_args(
-        X, y, groups, None, True, standardize
+    X_checked, y, labels, members, _, names = check_foci_args(
+        X, y, groups, None, True, standardize, nan_policy=nan_policy
     )
+    # Names are shown for a DataFrame's columns; groups are shown by their labels.
+    shown = labels if names is None or groups is not None else names
+    original = members
     rng = check_random_state(random_state)
     features = prepare_features(X_checked, standardize, None, rng)
     reduced = np.empty(0, dtype=labels.dtype)
@@ -259,12 +270,15 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
             progress.step(f"[blanket] pruned {labels[pruned[-1]]}: "
                           f"T(y, it | rest) = {scores[weakest]:.4f}",
                           f"pruned {labels[pruned[-1]]}")
+    kept = sorted(kept)
+    columns = np.sort(np.concatenate([original[k] for k in kept] + [np.empty(0, int)]))
     return BlanketResult(
-        np.sort(labels[np.asarray(kept, dtype=np.int64)]),
+        shown[np.asarray(kept, dtype=np.int64)],
         forward,
-        labels[np.asarray(pruned, dtype=np.int64)],
+        shown[np.asarray(pruned, dtype=np.int64)],
         np.asarray(pruning_scores),
         reduced,
+        columns.astype(np.int64),
     )
 
 
@@ -284,7 +298,8 @@ def markov_blankets(data, *, groups=None, symmetric=None, verbose=0, **options):
     **options
         Passed to :func:`markov_blanket` (``prune``, ``randomized``,
         ``standardize``, ``group_features``, ``n_neighbors``, ``noise_scale``,
-        ``random_state``, ``n_jobs``).
+        ``random_state``, ``n_jobs``). ``nan_policy='omit'`` drops the rows of
+        ``data`` that hold NaN once, for every variable.
     verbose : int, default=0
         Progress report on stderr, off by default: one step per variable (a tqdm
         bar at 1 when tqdm is installed, else one line per blanket; see
@@ -314,9 +329,13 @@ def markov_blankets(data, *, groups=None, symmetric=None, verbose=0, **options):
     if symmetric not in (None, "and", "or"):
         raise ValueError(f"`symmetric` must be None, 'and' or 'or', got {symmetric!r}.")
     column_names = getattr(data, "columns", None)
-    values = np.asarray(data, dtype=np.float64)
-    if values.ndim != 2:
-        raise ValueError(f"`data` must be 2-D, got shape {values.shape}.")
+    nan_policy = check_selection_nan_policy(options.pop("nan_policy", "raise"))
+    values = check_samples({"data": (data, True)}, nan_policy=nan_policy)[0]["data"]
+    if values.shape[1] < 2:
+        raise ValueError(
+            f"`data` must have at least 2 columns (a target and a candidate), got "
+            f"{values.shape[1]}."
+        )
     if groups is None:
         groups = np.arange(values.shape[1])
         names = None if column_names is None else [str(c) for c in column_names]

@@ -10,6 +10,7 @@ from ._validation import (
     check_backend,
     check_random_state,
     check_samples,
+    check_workers,
     to_numpy,
     warn_constant,
 )
@@ -226,6 +227,7 @@ def codec(y, z, x=None, *, n_neighbors=1, method=None, nan_policy="propagate",
     0.28
     """
     method = check_method(method, (None, "permutation"))
+    workers = check_workers(workers)
     y, z, x, has_nan = check_codec_data(y, z, x, nan_policy, backend)
     n = y.shape[0]
     n_neighbors = check_n_neighbors(n_neighbors, n, y)

@@ -13,6 +13,8 @@ from ._ranks import is_constant, max_ranks
 from ._results import FociPathPlot
 from ._validation import (
     check_backend,
+    check_n_jobs,
+    check_noise_scale,
     check_random_state,
     check_samples,
     to_numpy,
@@ -151,14 +153,25 @@ class FociResult(FociPathPlot):
 
 
 def standardize_columns(X, standardize):
-    """Scale columns as R FOCI does: ``'scale'``, ``'bounded'`` or None (raw)."""
+    """Scale columns as R FOCI does: ``'scale'``, ``'bounded'`` or None (raw).
+
+    Each column is first multiplied by the power of two that brings its largest
+    magnitude into [0.5, 1): exact, so the result is R FOCI's bit for bit, and the
+    mean, the standard deviation and the range can neither overflow (columns near
+    1e160) nor underflow (near 1e-300).
+    """
+    if standardize is None:
+        return X
     xp = array_namespace(X)
+    shift = -np.frexp(to_numpy(xp.max(xp.abs(X), axis=0)))[1]
+    half = shift // 2  # two factors: 2**shift alone may not be a float
+    X = (X * xp.asarray(np.ldexp(1.0, half), device=device(X))
+         * xp.asarray(np.ldexp(1.0, shift - half), device=device(X)))
     if standardize == "scale":
         return (X - xp.mean(X, axis=0)) / xp.std(X, axis=0, correction=1)
     if standardize == "bounded":
         low = xp.min(X, axis=0)
         return (X - low) / (xp.max(X, axis=0) - low)
-    return X
 
 
 def constant_columns(X):
@@ -201,7 +214,21 @@ def _check_groups(groups, p):
     return labels, [np.flatnonzero(inverse == g) for g in range(labels.shape[0])]
 
 
-def check_foci_args(X, y, groups, max_features, stop, standardize, backend="numpy"):
+SELECTION_NAN_POLICIES = ("raise", "omit")
+
+
+def check_selection_nan_policy(nan_policy):
+    """Validate the ``nan_policy`` of a selection: 'raise' or 'omit'."""
+    if nan_policy not in SELECTION_NAN_POLICIES:
+        raise ValueError(
+            f"`nan_policy` must be 'raise' or 'omit', got {nan_policy!r} (a selection "
+            "cannot propagate NaN)."
+        )
+    return nan_policy
+
+
+def check_foci_args(X, y, groups, max_features, stop, standardize, backend="numpy",
+                    nan_policy="raise"):
     """Validate FOCI's arguments; X and y come back in the backend's library."""
     if standardize not in STANDARDIZE_OPTIONS:
         raise ValueError(
@@ -211,7 +238,8 @@ def check_foci_args(X, y, groups, max_features, stop, standardize, backend="nump
         raise ValueError(f"`stop` must be True or False, got {stop!r}.")
     names = getattr(X, "columns", None)
     names = None if names is None else np.asarray([str(c) for c in names], dtype=object)
-    data, _ = check_samples({"X": (X, True), "y": (y, False)}, nan_policy="raise",
+    data, _ = check_samples({"X": (X, True), "y": (y, False)},
+                            nan_policy=check_selection_nan_policy(nan_policy),
                             backend=check_backend(backend, X, y))
     X, y = data["X"], data["y"]
     labels, members = _check_groups(groups, X.shape[1])
@@ -255,13 +283,14 @@ def _candidate_graph(X, columns, seed, search, n_neighbors):
     return neighbors_from_draws(block, u)
 
 
-def _select(X, y, *, groups, max_features, stop, standardize, n_neighbors, random_state,
-            n_jobs, verbose, backend, noise_scale=None):
+def _select(X, y, *, groups, max_features, stop, standardize, n_neighbors, nan_policy,
+            random_state, n_jobs, verbose, backend, noise_scale=None):
     from joblib import effective_n_jobs
     from sklearn.utils.parallel import Parallel, delayed
 
+    n_jobs = check_n_jobs(n_jobs)
     X, y, labels, members, max_features, names = check_foci_args(
-        X, y, groups, max_features, stop, standardize, backend
+        X, y, groups, max_features, stop, standardize, backend, nan_policy
     )
     on_host = isinstance(X, np.ndarray)
     xp = array_namespace(X)
@@ -393,6 +422,8 @@ _SHARED_DOC = """
         neighbours j of every point. 1 is FOCI. k > 1 needs NumPy data and searches
         a k-d tree on the joint block for every candidate (no shared structure), so
         it is several times slower than k = 1.
+    nan_policy : {'raise', 'omit'}, default='raise'
+        Rows with NaN in ``X`` or ``y``: raise an error, or drop them.
     random_state : None, int or numpy.random.Generator, default=None
         Seeds every random choice. The same seed gives the same selection
         whatever ``n_jobs`` is.
@@ -424,7 +455,8 @@ _SHARED_DOC = """
 
 
 def foci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale",
-         n_neighbors=1, random_state=None, n_jobs=None, verbose=0, backend="auto"):
+         n_neighbors=1, nan_policy="raise", random_state=None, n_jobs=None, verbose=0,
+         backend="auto"):
     """Feature Ordering by Conditional Independence (Azadkia and Chatterjee).
 
     Greedy forward selection: at each step add the feature j that maximizes
@@ -459,13 +491,13 @@ def foci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale"
     """
     return _select(X, y, groups=groups, max_features=max_features, stop=stop,
                    standardize=standardize, n_neighbors=n_neighbors,
-                   random_state=random_state, n_jobs=n_jobs, verbose=verbose,
-                   backend=backend)
+                   nan_policy=nan_policy, random_state=random_state, n_jobs=n_jobs,
+                   verbose=verbose, backend=backend)
 
 
 def lfoci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale",
-          noise_scale=1e-4, n_neighbors=1, random_state=None, n_jobs=None, verbose=0,
-          backend="auto"):
+          noise_scale=1e-4, n_neighbors=1, nan_policy="raise", random_state=None,
+          n_jobs=None, verbose=0, backend="auto"):
     """L-FOCI: FOCI on tie-broken features, for data with many ties (Mehta et al.).
 
     The features are standardized, then Gaussian noise far below each column's
@@ -488,12 +520,11 @@ def lfoci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale
     >>> lfoci(X, y, random_state=0).selected
     array([5, 2])
     """
-    if not 0 < noise_scale <= 0.1:
-        raise ValueError(f"`noise_scale` must be in (0, 0.1], got {noise_scale!r}.")
+    noise_scale = check_noise_scale(noise_scale)
     return _select(X, y, groups=groups, max_features=max_features, stop=stop,
                    standardize=standardize, n_neighbors=n_neighbors,
-                   random_state=random_state, n_jobs=n_jobs, verbose=verbose,
-                   backend=backend, noise_scale=noise_scale)
+                   nan_policy=nan_policy, random_state=random_state, n_jobs=n_jobs,
+                   verbose=verbose, backend=backend, noise_scale=noise_scale)
 
 
 foci.__doc__ = foci.__doc__.replace("{params}", _SHARED_DOC.replace("{extra}", ""))

@@ -5,7 +5,7 @@ from array_api_compat import array_namespace, device
 
 from ._ranks import is_constant, max_ranks
 from ._results import CodecResult
-from ._validation import check_random_state
+from ._validation import check_noise_scale, check_random_state, check_workers
 from .backends import nearest_neighbor_graphs, nearest_neighbors
 from .codec import check_codec_data, dependence_terms, ratio_or_nan
 
@@ -137,8 +137,8 @@ def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=Fals
     >>> round(res.statistic, 2), res.statistics.shape
     (0.55, (50,))
     """
-    if not 0 < noise_scale <= 0.1:
-        raise ValueError(f"`noise_scale` must be in (0, 0.1], got {noise_scale!r}.")
+    noise_scale = check_noise_scale(noise_scale)
+    workers = check_workers(workers)
     if not isinstance(n_repeats, (int, np.integer)) or isinstance(n_repeats, bool) \
             or n_repeats < 1:
         raise ValueError(f"`n_repeats` must be a positive integer, got {n_repeats!r}.")

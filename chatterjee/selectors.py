@@ -6,9 +6,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.feature_selection import SelectorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._validation import BACKENDS, _library, check_backend
+from ._validation import BACKENDS, _library, check_backend, to_numpy
 from .foci import foci, lfoci
 
 __all__ = ["FOCISelector", "LFOCISelector"]
@@ -21,6 +21,7 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
         "stop": ["boolean"],
         "standardize": [StrOptions({"scale", "bounded"}), None],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "nan_policy": [StrOptions({"raise", "omit"})],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
@@ -57,9 +58,14 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
             if X.ndim != 2:
                 raise ValueError(f"Expected a 2-D `X`, got {X.ndim} dimensions.")
             self.n_features_in_ = X.shape[1]
+        elif self.nan_policy == "omit":  # the selection drops the rows with NaN
+            X = validate_data(self, _host(X), ensure_min_samples=3, dtype=np.float64,
+                              ensure_all_finite="allow-nan")
+            y = check_array(_host(y), ensure_2d=False, dtype=np.float64,
+                            ensure_all_finite="allow-nan", input_name="y")
         else:
-            X, y = validate_data(self, X, y, y_numeric=True, ensure_min_samples=3,
-                                 dtype=np.float64)
+            X, y = validate_data(self, _host(X), _host(y), y_numeric=True,
+                                 ensure_min_samples=3, dtype=np.float64)
         n_candidates = X.shape[1] if self.groups is None else np.unique(self.groups).size
         if self.max_features is not None and self.max_features > n_candidates:
             raise ValueError(
@@ -93,7 +99,7 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
         array of shape (n_samples, n_selected_features)
         """
         if not self._on_device(X):
-            return super().transform(X)
+            return super().transform(_host(X))
         check_is_fitted(self)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -108,7 +114,13 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
+        tags.input_tags.allow_nan = self.nan_policy == "omit"
         return tags
+
+
+def _host(values):
+    """PyTorch and CuPy data as NumPy (detached, bfloat16 widened); the rest as given."""
+    return values if _library(values) == "numpy" else to_numpy(values)
 
 
 def _parameters_doc(noise):
@@ -134,6 +146,9 @@ def _parameters_doc(noise):
         k of the k-nearest-neighbour coefficient (see :func:`chatterjee.codec`);
         1 is FOCI's. k > 1 needs NumPy data and is slower (a k-d tree per
         candidate); it must be below the number of samples.
+    nan_policy : {{'raise', 'omit'}}, default='raise'
+        Rows with NaN in ``fit``: rejected (scikit-learn's default), or dropped
+        from the selection. With 'omit', ``transform`` passes NaN through.
     random_state : int, RandomState instance or None, default=None
         Seeds {seeds}.
     n_jobs : int, default=None
@@ -202,13 +217,14 @@ class FOCISelector(_BaseFOCISelector):
     """
 
     def __init__(self, *, groups=None, max_features=None, stop=True, standardize="scale",
-                 n_neighbors=1, random_state=None, n_jobs=None, verbose=0,
-                 backend="auto"):
+                 n_neighbors=1, nan_policy="raise", random_state=None, n_jobs=None,
+                 verbose=0, backend="auto"):
         self.groups = groups
         self.max_features = max_features
         self.stop = stop
         self.standardize = standardize
         self.n_neighbors = n_neighbors
+        self.nan_policy = nan_policy
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -247,14 +263,15 @@ class LFOCISelector(_BaseFOCISelector):
     }
 
     def __init__(self, *, groups=None, max_features=None, stop=True, standardize="scale",
-                 noise_scale=1e-4, n_neighbors=1, random_state=None, n_jobs=None,
-                 verbose=0, backend="auto"):
+                 noise_scale=1e-4, n_neighbors=1, nan_policy="raise", random_state=None,
+                 n_jobs=None, verbose=0, backend="auto"):
         self.groups = groups
         self.max_features = max_features
         self.stop = stop
         self.standardize = standardize
         self.noise_scale = noise_scale
         self.n_neighbors = n_neighbors
+        self.nan_policy = nan_policy
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose

@@ -24,6 +24,8 @@ def _null_std(R, L, n, y_continuous):
     """Asymptotic standard deviation of xi under independence (Chatterjee 2021, Thm 2.2)."""
     if y_continuous:
         return math.sqrt(2 / 5) / math.sqrt(n)
+    # Floats throughout: sum L (n - L) reaches n**3 / 4, past int64 beyond n ~ 3.3e6.
+    L = L.astype(np.float64)
     i = np.arange(1, n + 1, dtype=np.float64)
     u = np.sort(R).astype(np.float64)
     v = np.cumsum(u)

@@ -11,15 +11,17 @@ The k-nearest-neighbour graphs (``n_neighbors > 1``) are searched on the CPU onl
 (:func:`.cpu.k_nearest_neighbors`); device arrays raise ``NotImplementedError``.
 """
 
+import math
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from array_api_compat import array_namespace
 
 from .cpu import (
     JoinedSearch,
     SharedBaseSearch,
     k_nearest_neighbors,
-    moderate_scale,
     nearest_neighbors_1d,
     nearest_neighbors_kdtree,
 )
@@ -33,6 +35,13 @@ __all__ = [
     "set_memory_limit",
     "shared_base_search",
 ]
+
+
+# safe_scale takes the largest coordinate to about 2**_TOP_EXPONENT. Distinct values
+# of magnitude at least s differ by at least s * 2**-53, whose square is a normal
+# float (>= 2**-1022) when s >= _SMALLEST_SAFE: such data need no exact gap check.
+_TOP_EXPONENT = 480
+_SMALLEST_SAFE = 2.0**-458
 
 
 def set_memory_limit(nbytes):
@@ -90,14 +99,14 @@ def neighbors_from_draws(points, u, *, workers=-1):
     """
     if u.ndim == 2:
         _cpu_only(points)
-        return k_nearest_neighbors(moderate_scale(points), u, workers=workers)
+        return k_nearest_neighbors(safe_scale(points), u, workers=workers)
     if isinstance(points, np.ndarray):
         if points.shape[1] == 1:
             return nearest_neighbors_1d(points[:, 0], u)
-        return nearest_neighbors_kdtree(moderate_scale(points), u, workers=workers)
+        return nearest_neighbors_kdtree(safe_scale(points), u, workers=workers)
     from . import array
 
-    return array.nearest_neighbors(array.moderate_scale(points), array.on_device(u, points))
+    return array.nearest_neighbors(safe_scale(points), array.on_device(u, points))
 
 
 def nearest_neighbors(points, rng, *, workers=-1, n_neighbors=1):
@@ -166,12 +175,55 @@ def nearest_neighbor_graphs(clouds, rng, *, workers=-1, n_neighbors=1):
 
 
 def safe_scale(points):
-    """Rescale by a power of two when squared distances would overflow or underflow."""
-    if isinstance(points, np.ndarray):
-        return moderate_scale(points)
-    from . import array
+    """Multiply by a power of two so that no squared distance overflows or underflows.
 
-    return array.moderate_scale(points)
+    Neighbour searches compare sums of squared coordinate differences, which overflow
+    to inf beyond about 1e154 and underflow to 0 below about 1e-162. Data that reach
+    either end are rescaled so that their largest coordinate is about
+    ``2**(480 - log2(d) / 2)``: squared distances (and the norms the device search
+    forms) stay finite, and differences down to about 1e-290 times the largest
+    coordinate keep a nonzero square. One far outlier therefore does not turn the
+    other points into ties. Multiplying by a power of two is exact, so graphs and
+    ties are those of the raw coordinates. When even this range is not enough (two
+    distinct points nearer than ``2**-511`` after scaling), a ``RuntimeWarning``
+    says that such points are taken as tied.
+
+    Parameters
+    ----------
+    points : array of shape (n, d)
+        Finite float64 coordinates (NumPy, PyTorch or CuPy).
+
+    Returns
+    -------
+    array of shape (n, d)
+        ``points`` itself when no scaling is needed, else a scaled copy.
+    """
+    xp = array_namespace(points)
+    magnitude = xp.abs(points)
+    largest = float(xp.max(magnitude))
+    if largest == 0:
+        return points
+    smallest = float(xp.min(xp.where(magnitude > 0, magnitude, xp.inf)))
+    top = _TOP_EXPONENT - math.ceil(math.log2(max(points.shape[1], 1)) / 2)
+    if largest <= 2.0**top and smallest >= _SMALLEST_SAFE:
+        return points
+    shift = top - math.frexp(largest)[1]
+    if math.ldexp(smallest, shift) < _SMALLEST_SAFE:
+        ordered = xp.sort(points, axis=0)
+        gaps = ordered[1:, :] - ordered[:-1, :]
+        gap = float(xp.min(xp.where(gaps > 0, gaps, xp.inf)))
+        if math.ldexp(gap, shift) < 2.0**-511:
+            warnings.warn(
+                "The coordinates span too many orders of magnitude for squared "
+                f"distances in float64 (largest {largest:.3g}, distinct values "
+                f"{gap:.3g} apart): points nearer than about "
+                f"{math.ldexp(2.0**-511, -shift):.3g} are taken as tied. Transform "
+                "the columns (e.g. with a logarithm) to resolve them.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    half = shift // 2  # two factors: 2**shift alone may not be a float
+    return points * 2.0**half * 2.0**(shift - half)
 
 
 def shared_base_search(base, *, workers=-1, n_neighbors=1):

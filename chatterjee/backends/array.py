@@ -98,20 +98,6 @@ def on_device(values, like):
     return array_namespace(like).asarray(values, device=device(like))
 
 
-def moderate_scale(points):
-    """Rescale by a power of two when squared distances would overflow or underflow.
-
-    The device twin of :func:`.cpu.moderate_scale`: multiplying every coordinate by
-    the same power of two is exact, so the graph and its ties are kept.
-    """
-    xp = array_namespace(points)
-    largest = float(xp.max(xp.abs(points)))
-    if largest == 0 or 2.0**-300 <= largest <= 2.0**300:
-        return points
-    exponent = math.frexp(largest)[1]
-    return points * 2.0**-exponent
-
-
 def _draw_below(u, counts):
     """``floor(u * counts)`` kept below ``counts`` (guards the rounding of u * counts)."""
     xp = array_namespace(u)
@@ -451,11 +437,12 @@ def _first_grid(points, rows, dims, lower, upper, quartiles, width=None):
     n, g = points.shape[0], len(dims)
     if width is None:
         spread = [quartiles[2][k] - quartiles[0][k] for k in dims]
-        if min(spread) > 0:
-            volume, share = math.prod(spread), 0.5**g
-        else:
-            volume, share = math.prod(float(upper[k] - lower[k]) for k in dims), 1.0
-        width = (volume * _GRID_OCCUPANCY / (share * n)) ** (1 / g)
+        share = 0.5
+        if min(spread) <= 0:
+            spread, share = [float(upper[k] - lower[k]) for k in dims], 1.0
+        # The geometric mean of the spreads: their product may overflow or underflow.
+        side = math.exp(sum(math.log(s) for s in spread) / g)
+        width = side * (_GRID_OCCUPANCY / n) ** (1 / g) / share
     for _ in range(_WIDTH_CORRECTIONS):
         grid = _Grid(points, dims, lower, upper, quartiles[1], width)
         seen = grid.occupancy(rows)

@@ -50,19 +50,6 @@ def _draw_below(u, counts):
     return np.minimum(np.floor(u * counts).astype(np.int64), counts - 1)
 
 
-def moderate_scale(points):
-    """Rescale by a power of two when squared distances would overflow or underflow.
-
-    Neighbour searches compare squared distances, which overflow to inf for coordinates
-    beyond about 1e154 and underflow to 0 below about 1e-162. Multiplying every
-    coordinate by the same power of two is exact, so the graph and its ties are kept.
-    """
-    largest = np.abs(points).max()
-    if largest == 0 or 2.0**-300 <= largest <= 2.0**300:
-        return points
-    return np.ldexp(points, -np.frexp(largest)[1])
-
-
 def nearest_neighbors_1d(values, u):
     """Nearest neighbours of a sample of scalars by sorting.
 
