@@ -13,6 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# No test may depend on how busy the machine is: no per-example deadline, and no
+# health check that times data generation.
+settings.register_profile("unhurried", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("unhurried")
 
 REPO_ROOT = Path(__file__).absolute().parents[1]
 REFERENCE_DIR = Path(__file__).absolute().parents[2] / "shared" / "reference" / "foci"

@@ -18,23 +18,28 @@ def run_python(code):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                       env.get("PYTHONPATH")]))
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                               text=True, env=env, cwd=REPO_ROOT, timeout=60, check=False)
+                               text=True, env=env, cwd=REPO_ROOT, timeout=600, check=False)
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def test_import_is_light_and_fast():
+def test_import_is_light():
+    """Lightness is counted, not timed: the only packages outside the standard library
+    that ``import chatterjee`` loads are NumPy and array-api-compat (speed belongs in
+    benchmarks; a clock would fail on a busy machine)."""
     report = run_python(f"""
-import json, sys, time
-start = time.perf_counter()
+import json, sys
+before = set(sys.modules)
 import chatterjee
-elapsed = time.perf_counter() - start
-print(json.dumps({{"elapsed": elapsed, "file": chatterjee.__file__,
+packages = {{name.partition(".")[0] for name in set(sys.modules) - before}}
+outside = sorted(name for name in packages
+                 if name not in sys.stdlib_module_names and name != "chatterjee")
+print(json.dumps({{"file": chatterjee.__file__, "outside": outside,
                   "loaded": [m for m in {HEAVY!r} if m in sys.modules]}}))
 """)
     assert Path(report["file"]).absolute().parent == REPO_ROOT / "chatterjee"
     assert report["loaded"] == [], f"import chatterjee imported {report['loaded']}"
-    assert report["elapsed"] < 1.0
+    assert report["outside"] == ["array_api_compat", "numpy"]
 
 
 def test_public_functions_load_without_optional_modules():
