@@ -61,7 +61,7 @@ def select_spurious_attributes(attributes, target, *, randomized=True, random_st
     """
     result = markov_blanket(attributes, target, randomized=randomized,
                             random_state=random_state, **options)
-    return np.asarray(result.blanket, dtype=np.int64)
+    return result.blanket_columns
 
 
 class _ReverseGradient(torch.autograd.Function):
