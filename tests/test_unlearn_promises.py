@@ -1,5 +1,5 @@
-"""The Unlearner's promises: module modes restored, a failed call changes nothing,
-only integer indices accepted."""
+"""The Unlearner's promises: module modes restored (by the metrics and baselines too), a
+failed call changes nothing, only integer indices accepted."""
 
 import copy
 
@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from torch import nn
 
 import chatterjee.unlearn.unlearner as unlearner_module
-from chatterjee.unlearn import Unlearner
+from chatterjee.unlearn import Unlearner, baselines, metrics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -210,3 +210,49 @@ def test_forget_class_needs_one_label_per_sample():
 def test_forget_class_takes_an_integer_label(label):
     _, y, u = small_unlearner()
     assert u.forget_class(label).indices == torch.nonzero(y == 1)[:, 0].tolist()
+
+
+# --- 7: the metrics and baselines restore every module's own mode too ------------------
+
+LOSS = nn.CrossEntropyLoss()
+RECIPE = {"epochs": 1, "batch_size": 64, "random_state": 0}
+REMOVED = [3, 4, 5]
+
+
+def splits(X, y):
+    """Forget, retain and test sets."""
+    return (X[:20], y[:20]), (X[20:44], y[20:44]), (X[44:], y[44:])
+
+
+MODE_CALLS = {
+    "accuracy": lambda model, X, y: metrics.accuracy(model, (X, y)),
+    "mia_efficacy": lambda model, X, y: metrics.mia_efficacy(model, *splits(X, y)),
+    "simple_mia": lambda model, X, y: metrics.simple_mia(
+        model, splits(X, y)[0], splits(X, y)[2], random_state=0),
+    "evaluate": lambda model, X, y: metrics.evaluate(model, *splits(X, y)),
+    "train": lambda model, X, y: baselines.train(model, LOSS, (X, y), optimizer="sgd",
+                                                 **RECIPE),
+    "train-lbfgs": lambda model, X, y: baselines.train(
+        model, LOSS, (X, y), optimizer="lbfgs", max_iter=2, tol=1e3),
+    "retrain": lambda model, X, y: baselines.retrain(lambda: model, LOSS, (X, y), REMOVED,
+                                                     optimizer="sgd", **RECIPE),
+    "fine_tune": lambda model, X, y: baselines.fine_tune(model, LOSS, (X, y), REMOVED,
+                                                         **RECIPE),
+    "neg_grad": lambda model, X, y: baselines.neg_grad(model, LOSS, (X, y), REMOVED,
+                                                       **RECIPE),
+    "neg_grad+": lambda model, X, y: baselines.neg_grad(model, LOSS, (X, y), REMOVED,
+                                                        retain_weight=0.5, **RECIPE),
+    "full_newton": lambda model, X, y: baselines.full_newton(
+        model, LOSS, (X, y), REMOVED, weight_decay=1e-2, random_state=0),
+}
+
+
+@pytest.mark.parametrize("call", MODE_CALLS.values(), ids=MODE_CALLS.keys())
+def test_metrics_and_baselines_keep_each_module_mode(call):
+    model, X, y = batchnorm_model()
+    model[1].eval()                          # a frozen BatchNorm in a training model
+    before = modes(model)
+    result = call(model, X, y)
+    assert modes(model) == before            # the model given (or built, for retrain)
+    if isinstance(result, nn.Module):        # and the model returned
+        assert modes(result) == before

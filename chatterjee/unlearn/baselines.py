@@ -24,6 +24,7 @@ import torch
 from .._validation import check_random_state
 from ._data import TrainingData
 from .curvature import conjugate_gradients
+from .slices import preserved_modes
 
 __all__ = ["fine_tune", "full_newton", "neg_grad", "retrain", "train"]
 
@@ -186,20 +187,16 @@ def _fit(model, loss_fn, data, indices, *, weight_decay, epochs, batch_size, lr,
     """Train ``model`` in place on the samples ``data[indices]``, seeded by ``rng``."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}")
-    was_training = model.training
-    model.train()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_torch_seed(rng))
-            if optimizer == "lbfgs":
-                _fit_lbfgs(model, loss_fn, data, indices, weight_decay=weight_decay,
-                           max_iter=max_iter, tol=tol)
-            else:
-                _fit_minibatch(model, loss_fn, data, indices, weight_decay=weight_decay,
-                               epochs=epochs, batch_size=batch_size, lr=lr,
-                               optimizer=optimizer, momentum=momentum, rng=rng)
-    finally:
-        model.train(was_training)
+    with preserved_modes(model), torch.random.fork_rng(devices=[]):
+        model.train()
+        torch.manual_seed(_torch_seed(rng))
+        if optimizer == "lbfgs":
+            _fit_lbfgs(model, loss_fn, data, indices, weight_decay=weight_decay,
+                       max_iter=max_iter, tol=tol)
+        else:
+            _fit_minibatch(model, loss_fn, data, indices, weight_decay=weight_decay,
+                           epochs=epochs, batch_size=batch_size, lr=lr,
+                           optimizer=optimizer, momentum=momentum, rng=rng)
     return model
 
 
@@ -247,7 +244,7 @@ def train(model, loss_fn, train_data, *, weight_decay=0.0, epochs=10, batch_size
     Returns
     -------
     torch.nn.Module
-        ``model``, trained; its training flag is as it was.
+        ``model``, trained; each module's own training flag is as it was.
 
     Examples
     --------
@@ -403,7 +400,6 @@ def neg_grad(model, loss_fn, train_data, removed, *, epochs=5, lr=1e-4, retain_w
     if not 0 <= retain_weight <= 1:
         raise ValueError(f"retain_weight must lie in [0, 1]; got {retain_weight}")
     rng = check_random_state(random_state)
-    was_training = model.training
     model = copy.deepcopy(model)
     device = _device(model)
     optim = _minibatch_optimizer(_trainable(model), optimizer, lr, 0.0, momentum)
@@ -415,8 +411,8 @@ def neg_grad(model, loss_fn, train_data, removed, *, epochs=5, lr=1e-4, retain_w
     steps_per_epoch = -(-(forget if retain_weight == 0 else retained).numel() // batch_size)
     forget_batches = _cycle_shuffled(forget, batch_size, rng)
     retain_batches = _cycle_shuffled(retained, batch_size, rng)
-    model.train()
-    with torch.random.fork_rng(devices=[]):
+    with preserved_modes(model), torch.random.fork_rng(devices=[]):
+        model.train()
         torch.manual_seed(_torch_seed(rng))
         for _ in range(epochs * steps_per_epoch):
             loss = -(1 - retain_weight) * batch_loss(next(forget_batches))
@@ -425,7 +421,6 @@ def neg_grad(model, loss_fn, train_data, removed, *, epochs=5, lr=1e-4, retain_w
             optim.zero_grad()
             loss.backward()
             optim.step()
-    model.train(was_training)
     return model
 
 

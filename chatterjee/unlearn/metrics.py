@@ -11,8 +11,8 @@ test accuracy, membership efficacy near 1) is itself a visible trace of the remo
 Models are classifiers returning logits of shape ``(n, n_classes)``; a single logit
 column (or a 1-D output) is read as the logit of class 1 in a binary problem. Data
 arguments take any form :class:`~chatterjee.unlearn._data.TrainingData` takes. Models
-are evaluated in ``eval()`` mode under ``torch.no_grad()`` and their training flag is
-restored afterwards.
+are evaluated in ``eval()`` mode under ``torch.no_grad()`` and each module's own
+training flag is restored afterwards.
 """
 
 import numpy as np
@@ -23,6 +23,7 @@ from sklearn.svm import SVC
 
 from .._validation import check_random_state
 from ._data import TrainingData
+from .slices import preserved_modes
 
 __all__ = [
     "accuracy",
@@ -43,16 +44,12 @@ def _predict(model, data, n_samples=None):
     data = data if isinstance(data, TrainingData) else TrainingData(data)
     n_samples = data.n_samples if n_samples is None else min(n_samples, data.n_samples)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     logits, targets = [], []
-    try:
-        with torch.no_grad():
-            for inputs, batch_targets in data.batches(torch.arange(n_samples)):
-                logits.append(model(inputs.to(device)).detach().cpu())
-                targets.append(batch_targets.cpu())
-    finally:
-        model.train(was_training)
+    with preserved_modes(model), torch.no_grad():
+        model.eval()
+        for inputs, batch_targets in data.batches(torch.arange(n_samples)):
+            logits.append(model(inputs.to(device)).detach().cpu())
+            targets.append(batch_targets.cpu())
     logits = torch.cat(logits).to(torch.float64)
     if logits.ndim == 1 or logits.shape[1] == 1:
         logits = logits.reshape(-1, 1)

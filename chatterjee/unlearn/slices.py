@@ -183,6 +183,38 @@ def unfused_attention():
         mha.set_fastpath_enabled(enabled)
 
 
+@contextlib.contextmanager
+def preserved_modes(model):
+    """Restore every module's own ``training`` flag on exit, on success and failure.
+
+    ``model.train(was_training)`` would not do: it is recursive, so a module the user
+    froze in ``eval()`` inside a training model (a BatchNorm, a dropout layer) would come
+    back in training mode. The body may switch modes freely.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Its modules' ``training`` flags, as found on entry, are set back on exit.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from chatterjee.unlearn.slices import preserved_modes
+    >>> model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    >>> _ = model[1].eval()
+    >>> with preserved_modes(model):
+    ...     _ = model.train()
+    >>> model.training, model[1].training
+    (True, False)
+    """
+    modes = {module: module.training for module in model.modules()}
+    try:
+        yield
+    finally:
+        for module, training in modes.items():
+            module.training = training
+
+
 def record_activations(model, layers, inputs, *, position_mask=None):
     """Per-unit activations of ``layers`` on a batch, one column per unit and call.
 

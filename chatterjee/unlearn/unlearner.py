@@ -20,7 +20,7 @@ from .curvature import (
 from .noise import sekhari_noise_std
 from .perturb import gaussian_perturbation, perturbation_table
 from .select import SELECTIONS, cap_slices, check_explicit, lfoci_slices, rank_by_gradient
-from .slices import SliceMap
+from .slices import SliceMap, preserved_modes
 
 __all__ = ["ForgetReport", "Unlearner"]
 
@@ -356,20 +356,17 @@ class Unlearner:
         indices = self._check_indices(indices)
         snapshot = {key: value.detach().clone() for key, value in
                     self.model.state_dict(keep_vars=True).items()}
-        modes = {module: module.training for module in self.model.modules()}
         rng_state, cache = self._rng.bit_generator.state, self._retained_sum
-        try:
-            self.model.eval()
-            report = self._forget(indices)
-        except BaseException:
-            with torch.no_grad():
-                for key, value in self.model.state_dict(keep_vars=True).items():
-                    value.copy_(snapshot[key])
-            self._rng.bit_generator.state, self._retained_sum = rng_state, cache
-            raise
-        finally:        # each module's own mode: a frozen BatchNorm stays in eval()
-            for module, training in modes.items():
-                module.training = training
+        with preserved_modes(self.model):       # a frozen BatchNorm stays in eval()
+            try:
+                self.model.eval()
+                report = self._forget(indices)
+            except BaseException:
+                with torch.no_grad():
+                    for key, value in self.model.state_dict(keep_vars=True).items():
+                        value.copy_(snapshot[key])
+                self._rng.bit_generator.state, self._retained_sum = rng_state, cache
+                raise
         self.removed.extend(indices)
         self.reports.append(report)
         return report
