@@ -7,9 +7,13 @@ generated from them as those projects do, and sphinx-gallery turns the scripts i
 ``examples/`` into a gallery with their plots and downloadable notebooks. MyST
 (myst-parser) lets the guide stay in Markdown, readable on GitHub as it is.
 
-Build: ``make docs`` (HTML in ``docs/_build/html``). Everything here works offline:
-no intersphinx, no remote assets. ``-D plot_gallery=0`` builds without running the
-examples (what ``tests/test_docs.py`` does).
+Build: ``make docs`` (HTML in ``docs/_build/html``). The build works offline:
+intersphinx reads small local inventories (``_inventories/*.inv``, written by
+``_inventories/make_inventories.py``) that list the objects of Python, NumPy, SciPy,
+scikit-learn, PyTorch and pandas our pages refer to, with their online addresses, so
+the links point to those projects' documentation and nothing is downloaded. Formulas
+are rendered by MathJax in the reader's browser. ``-D plot_gallery=0`` builds without
+running the examples (what ``tests/test_docs.py`` does).
 """
 
 import importlib
@@ -35,9 +39,12 @@ version = release
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
     "numpydoc",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
+    "sphinx_copybutton",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -61,7 +68,23 @@ suppress_warnings = ["toc.not_included"]
 
 # -- MyST: the .md pages stay plain GitHub Markdown ------------------------------
 myst_heading_anchors = 3  # links like benchmarks.md#markov-blankets-on-the-... work
-myst_enable_extensions = ["colon_fence"]
+# $...$ and $$...$$ are formulas (rendered by MathJax), as on GitHub
+myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath"]
+
+# -- Links to other projects' documentation, offline ----------------------------------
+# (base address of the online documentation, local inventory listing what we link to)
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", "_inventories/python.inv"),
+    "numpy": ("https://numpy.org/doc/stable", "_inventories/numpy.inv"),
+    "scipy": ("https://docs.scipy.org/doc/scipy", "_inventories/scipy.inv"),
+    "sklearn": ("https://scikit-learn.org/stable", "_inventories/sklearn.inv"),
+    "torch": ("https://docs.pytorch.org/docs/stable", "_inventories/torch.inv"),
+    "pandas": ("https://pandas.pydata.org/docs", "_inventories/pandas.inv"),
+}
+intersphinx_timeout = 1  # never used: every inventory is a local file
+
+# -- Copy buttons on code blocks (prompts and outputs of >>> blocks are not copied) --
+copybutton_exclude = ".linenos, .gp, .go"
 
 # -- API reference ----------------------------------------------------------------
 autosummary_generate = True
@@ -74,16 +97,22 @@ numpydoc_class_members_toctree = False
 # scikit-learn's reference: ``FociResult`` in a Returns section); other words stay text.
 numpydoc_xref_param_type = True
 numpydoc_xref_ignore = "all"
-# numpydoc's default links for these words point into the Python and NumPy
-# inventories (intersphinx, online): show them as plain names instead.
+# numpydoc links int, float, str, None, bool, ndarray, array_like... into the Python
+# and NumPy documentation (intersphinx, above). These names of other projects in our
+# docstrings' types link too; their targets must be in _inventories/.
 numpydoc_xref_aliases = {
-    word: f":obj:`{word}`"
-    for word in ("bool", "boolean", "iterable", "sequence", "generator", "array-like",
-                 "array_like", "scalar")
+    **{name: f":class:`{name}`" for name in (
+        "numpy.random.Generator", "scipy.stats.PermutationMethod", "torch.Tensor",
+        "torch.nn.Module", "pandas.DataFrame")},
+    "object": ":class:`python:object`",
+    "range": ":class:`python:range`",
+    "Tensor": "torch.Tensor",
+    "Dataset": "torch.utils.data.Dataset",
+    "DataLoader": "torch.utils.data.DataLoader",
+    "DataFrame": "pandas.DataFrame",
 }
-# Each "See Also" entry and cross-reference is resolved within the package; names of
-# other projects (scipy.stats.chatterjeexi, sklearn classes) are left as text
-# because the build is offline (no intersphinx).
+# "See Also" entries and roles resolve within the package, or through intersphinx;
+# others (joblib.parallel_config) stay text.
 nitpicky = False
 
 # -- Gallery ------------------------------------------------------------------------
@@ -164,14 +193,16 @@ def _optional_api_page(package, title, blurb):
     return header + body + "\n".join(sections)
 
 
+_NEEDS_TORCH = ("Needs torch: from a clone of the repository, "
+                '``pip install -e ".[torch]"`` (the package is not on PyPI)')
 _OPTIONAL_PAGES = {
     "api/regularize.rst": (
         "chatterjee.regularize", "chatterjee.regularize: spurious-feature regularization",
-        "Needs torch (``pip install chatterjee[torch]``).",
+        _NEEDS_TORCH + ".",
     ),
     "api/unlearn.rst": (
         "chatterjee.unlearn", "chatterjee.unlearn: deep unlearning",
-        "Needs torch (``pip install chatterjee[torch]``). The subpackage is being "
+        _NEEDS_TORCH + ". The subpackage is being "
         "written: this page lists what exists in the version the docs were built from.",
     ),
 }

@@ -7,7 +7,8 @@ of the digit 0. :class:`chatterjee.unlearn.Unlearner` moves the parameter slices
 removed images' loss depends on by block Newton steps on the retained objective; we
 compare the result with the gold standard, a model retrained without those images.
 
-This example needs torch (``pip install chatterjee[torch]``).
+This example needs torch: from a clone of the repository, ``pip install -e ".[torch]"``
+(the package is not on PyPI).
 """
 
 import copy

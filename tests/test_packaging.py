@@ -31,3 +31,10 @@ def test_build_backend_reads_spdx_licenses(pyproject):
     match = re.fullmatch(r"setuptools\s*>=\s*(\d+)(\.\d+)*", setuptools[0])
     assert match and int(match.group(1)) >= 77, setuptools[0]
 
+
+
+def test_docs_extras_install_the_copy_button(pyproject):
+    """docs/conf.py loads sphinx_copybutton: the extras that build the docs install it."""
+    extras = pyproject["project"]["optional-dependencies"]
+    for extra in ("docs", "test"):
+        assert any(r.startswith("sphinx-copybutton") for r in extras[extra]), extra
