@@ -26,6 +26,7 @@ DEFAULT_DATA_HELP = (
 )
 # Separators looked for in a header line without commas.
 OTHER_SEPARATORS = ";\t|"
+COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
 TORCH_INSTALL = ("pip install torch; from a clone of the repository, "
                  "pip install -e '.[torch]' installs it with the package")
 
@@ -96,17 +97,20 @@ def _read_csv(path):
 
     The separator is a comma unless the header line has none and holds another usual
     one (;, tab, |): then it is sniffed from that line with :class:`csv.Sniffer`.
+    Compressed files (which pandas reads) are read with commas.
     """
     import pandas as pd
 
+    header = ""
     if path == "-":
         source = io.StringIO(sys.stdin.read())
         header = source.readline()
         source.seek(0)
     else:
         source = path
-        with open(path, encoding="utf-8", errors="replace", newline="") as file:
-            header = file.readline()
+        if not path.lower().endswith(COMPRESSED):
+            with open(path, encoding="utf-8", errors="replace", newline="") as file:
+                header = file.readline()
     sep = ","
     if "," not in header and any(other in header for other in OTHER_SEPARATORS):
         try:

@@ -386,6 +386,18 @@ def test_other_separators_are_detected(capsys, tmp_path, chain_csv, sep):
     assert json.loads(out) == json.loads(expected)
 
 
+def test_compressed_csv_is_read_with_commas(capsys, tmp_path, chain_csv):
+    import gzip
+
+    path = tmp_path / "chain.csv.gz"
+    path.write_bytes(gzip.compress(chain_csv.read_bytes()))
+    args = ("--y", "c", "--z", "a", "--json")
+    code, expected, _ = run(capsys, "codec", str(chain_csv), *args)
+    code, out, err = run(capsys, "codec", str(path), *args)
+    assert code == 0, err
+    assert json.loads(out) == json.loads(expected)
+
+
 def test_missing_column_hints_at_the_separator(capsys, tmp_path):
     path = tmp_path / "spaces.csv"
     path.write_text("a b\n1 2\n3 4\n5 6\n")
