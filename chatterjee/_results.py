@@ -77,7 +77,7 @@ class FociPathPlot:
 
         Step k shows the score of the first k picks; each step is labelled by the
         feature it added (its column name when the input had names, else its column
-        index or group label). Requires matplotlib (``pip install chatterjee[plot]``).
+        index or group label). Requires matplotlib (``pip install matplotlib``, or the ``plot`` extra).
 
         Parameters
         ----------
@@ -93,7 +93,7 @@ class FociPathPlot:
         except ImportError as error:
             raise ImportError(
                 "FociResult.plot needs matplotlib: pip install matplotlib "
-                "(or pip install chatterjee[plot])"
+                "(or the plot extra: pip install -e '.[plot]' in a clone)"
             ) from error
 
         if ax is None:

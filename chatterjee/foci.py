@@ -434,7 +434,7 @@ _SHARED_DOC = """
     verbose : int, default=0
         Progress report on stderr, off by default. 1: a progress bar of the
         candidates scored at each step, with the last pick, when tqdm is installed
-        (``pip install chatterjee[progress]``), else one line per step. 2 or more:
+        (``pip install tqdm``, or the ``progress`` extra), else one line per step. 2 or more:
         one line per step. A line goes to the ``"chatterjee"`` logger (level INFO)
         when logging is configured for it, else straight to stderr. Reporting
         changes no result, whatever ``n_jobs`` is.

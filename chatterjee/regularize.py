@@ -6,7 +6,7 @@ blanket of the target among all attributes: those are the ones a network can use
 shortcuts. :func:`train_with_adversaries` trains a network with such heads; by
 default its encoder uses a bounded "confusion" objective instead of the plain
 reversal, which did not remove the shortcut in our digits experiment
-(``docs/spurious.md``). This module needs torch (``pip install chatterjee[torch]``);
+(``docs/spurious.md``). This module needs torch (the ``torch`` extra);
 importing ``chatterjee`` does not import it.
 """
 

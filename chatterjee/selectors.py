@@ -156,7 +156,7 @@ def _parameters_doc(noise):
         in a :obj:`joblib.parallel_config` context; -1 means all processors.
     verbose : int, default=0
         Progress report on stderr during ``fit``, off by default: 1 shows a tqdm
-        progress bar when tqdm is installed (``pip install chatterjee[progress]``),
+        progress bar when tqdm is installed (``pip install tqdm``, or the ``progress`` extra),
         else one line per step; 2 or more, one line per step (see
         :func:`chatterjee.foci`). It changes no selection.
     backend : {{'auto', 'numpy', 'torch', 'cupy'}}, default='auto'

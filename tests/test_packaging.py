@@ -32,6 +32,11 @@ def test_build_backend_reads_spdx_licenses(pyproject):
     assert match and int(match.group(1)) >= 77, setuptools[0]
 
 
+def test_license_file_ships(pyproject):
+    assert pyproject["project"]["license-files"] == ["LICENSE"]
+    text = (PYPROJECT.parent / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("BSD 3-Clause License")
+
 
 def test_docs_extras_install_the_copy_button(pyproject):
     """docs/conf.py loads sphinx_copybutton: the extras that build the docs install it."""

@@ -5,8 +5,8 @@ samples to remove (Mehta et al., CVPR 2022) by a block Newton step on the retain
 objective, with optional calibrated noise. :mod:`~chatterjee.unlearn.metrics` and
 :mod:`~chatterjee.unlearn.baselines` hold what is needed to judge the result.
 
-Needs torch (``pip install chatterjee[torch]``); ``import chatterjee`` does not import
-this subpackage.
+Needs torch (the ``torch`` extra: ``pip install -e ".[torch]"`` in a clone);
+``import chatterjee`` does not import this subpackage.
 """
 
 from . import baselines, metrics
