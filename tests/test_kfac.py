@@ -6,7 +6,8 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 from torch.func import functional_call, hessian, jacrev  # noqa: E402
 
-from chatterjee.unlearn.kfac import KroneckerFactors, cross_entropy_class_dim  # noqa: E402
+from chatterjee.unlearn.curvature import cross_entropy_class_dim  # noqa: E402
+from chatterjee.unlearn.kfac import KroneckerFactors  # noqa: E402
 from chatterjee.unlearn.slices import SliceMap  # noqa: E402
 
 

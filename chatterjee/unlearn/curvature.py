@@ -6,16 +6,90 @@ which only the block is a variable, so the block Hessian is exactly the sub-bloc
 the full Hessian (no finite differences, no stored training gradients).
 """
 
+import collections
 import math
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch.func import functional_call, grad, hessian, jacrev, jvp, vjp, vmap
 
 from .slices import unfused_attention
 
-__all__ = ["BlockObjective", "SubspaceObjective", "check_finite", "conjugate_gradients",
-           "damped_newton_step", "layer_directions"]
+__all__ = ["ACTIVATION_BUDGET", "DENSE_PRODUCTS", "BlockObjective", "SubspaceObjective",
+           "activation_bytes", "check_finite", "conjugate_gradients",
+           "cross_entropy_class_dim", "damped_newton_step", "layer_directions",
+           "output_curvature"]
+
+#: A dense block is built only when that takes at most this many curvature-vector
+#: products (its size, for the exact Hessian) or output gradients per sample (the
+#: Gauss-Newton matrix from Jacobians); otherwise conjugate gradients solve the step.
+DENSE_PRODUCTS = 256
+
+#: Bytes of activations (with their tangents) one batched curvature product may hold.
+ACTIVATION_BUDGET = 512 * 2**20
+
+
+def cross_entropy_class_dim(outputs, targets, loss_fn):
+    """The class dimension if ``loss_fn`` is a mean softmax cross-entropy, else None.
+
+    Integer targets with one dimension fewer than the outputs are checked against
+    :func:`torch.nn.functional.cross_entropy` with the classes in dimension 1 (PyTorch's
+    layout), then in the last dimension (a language model's logits, flattened by the
+    loss): the one that reproduces the loss, to 1e-6, is the class dimension.
+    """
+    if targets.is_floating_point() or outputs.ndim != targets.ndim + 1:
+        return None
+    with torch.no_grad():
+        value = float(loss_fn(outputs, targets))
+        for dim in dict.fromkeys((1, outputs.ndim - 1)):
+            moved = outputs.movedim(dim, -1)
+            if moved.shape[:-1] != targets.shape:
+                continue
+            reference = float(F.cross_entropy(moved.reshape(-1, moved.shape[-1]),
+                                              targets.reshape(-1)))
+            if abs(reference - value) <= 1e-6 * max(1.0, abs(value)):
+                return dim
+    return None
+
+
+def output_curvature(outputs, targets, loss_fn):
+    """``u -> H u`` for the Hessian H of the batch loss in the outputs.
+
+    For a mean softmax cross-entropy (:func:`cross_entropy_class_dim`) it is
+    ``(p * u - p * sum(p * u)) / m`` over the class dimension, m the number of
+    predictions averaged (samples times positions): no pass through the loss. For
+    any other loss, a double backward pass through the loss alone.
+    """
+    dim = cross_entropy_class_dim(outputs, targets, loss_fn)
+    if dim is None:
+        _, hessian_vector = vjp(grad(lambda o: loss_fn(o, targets)), outputs)
+        return lambda u: hessian_vector(u)[0]
+    p = torch.softmax(outputs, dim)
+    scale = outputs.shape[dim] / outputs.numel()
+    return lambda u: scale * (p * u - p * (p * u).sum(dim, keepdim=True))
+
+
+def activation_bytes(model, inputs):
+    """Bytes of the outputs of every module of ``model`` for one sample of ``inputs``.
+
+    A forward pass's stored activations are about this per sample; a curvature-vector
+    product holds them and their tangents (about three times as much).
+    """
+    total = [0]
+
+    def count(module, args, output):
+        if isinstance(output, torch.Tensor):
+            total[0] += output.numel() * output.element_size()
+
+    handles = [module.register_forward_hook(count) for module in model.modules()]
+    try:
+        with torch.no_grad(), unfused_attention():
+            model(inputs[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total[0]
 
 
 class BlockObjective:
@@ -42,10 +116,18 @@ class BlockObjective:
         gradient ``grad F_r - c``). With c the full training gradient at the original
         weights, the minimizer removes the samples' influence without training the
         model further.
+    sample_bytes : int, optional
+        Activation bytes of one sample (:func:`activation_bytes`; measured when first
+        needed if not given): curvature products carry as many vectors at once as
+        :data:`ACTIVATION_BUDGET` allows.
+    cost : collections.Counter, optional
+        Incremented with the samples passed: ``"forward_samples"`` (losses),
+        ``"backward_samples"`` (gradients, one per output for a dense Gauss-Newton
+        block) and ``"product_samples"`` (one per sample and curvature-vector product).
     """
 
     def __init__(self, model, loss_fn, data, retained, weight_decay, block, *,
-                 curvature_samples=None, offset=None):
+                 curvature_samples=None, offset=None, sample_bytes=None, cost=None):
         self.model, self.loss_fn, self.data = model, loss_fn, data
         self.retained = retained
         self.curvature_samples = retained if curvature_samples is None else curvature_samples
@@ -57,6 +139,8 @@ class BlockObjective:
         rest = sum(float((p ** 2).sum()) for p in self.params.values())
         self._norm_rest = rest - float((self.theta ** 2).sum())
         self.offset = torch.zeros_like(self.theta) if offset is None else offset.to(self.theta)
+        self._sample_bytes = sample_bytes
+        self.cost = collections.Counter() if cost is None else cost
 
     def _call(self, params, inputs):
         """The model's output with ``params`` (transformer layers unfused)."""
@@ -75,6 +159,7 @@ class BlockObjective:
 
     def value(self, theta):
         """F_r at ``theta`` (the full weight-decay term included)."""
+        self.cost["forward_samples"] += self.retained.numel()
         with torch.no_grad():
             loss = sum(float(self._batch_loss(theta, x, t)) * w
                        for x, t, w in self._sweep(self.retained))
@@ -84,10 +169,31 @@ class BlockObjective:
 
     def gradient(self, theta):
         """The gradient of F_r with respect to the block at ``theta``."""
+        self.cost["backward_samples"] += self.retained.numel()
         total = torch.zeros_like(theta)
         for x, t, w in self._sweep(self.retained):
             total += w * grad(self._batch_loss)(theta, x, t)
         return total + self.weight_decay * theta - self.offset
+
+    def dense_is_cheap(self, theta, kind):
+        """Whether building the dense block takes at most :data:`DENSE_PRODUCTS`
+        products (exact Hessian: one per parameter) or output gradients per sample
+        (Gauss-Newton: one per model output)."""
+        if theta.numel() <= DENSE_PRODUCTS:
+            return True
+        return kind == "gauss_newton" and self._outputs_per_sample() <= DENSE_PRODUCTS
+
+    def _outputs_per_sample(self):
+        inputs, _ = self.data.get(self.curvature_samples[:1])
+        with torch.no_grad():
+            return self._call(self.params, inputs).numel()
+
+    def _vectors_per_product(self, batch):
+        """How many vectors one batched product may carry within the activation budget."""
+        if self._sample_bytes is None:
+            inputs, _ = self.data.get(self.curvature_samples[:1])
+            self._sample_bytes = max(1, activation_bytes(self.model, inputs))
+        return max(1, ACTIVATION_BUDGET // (3 * self._sample_bytes * batch))
 
     def _products(self, theta, vectors, kind):
         """Curvature times each row of ``vectors``, averaged over the curvature samples."""
@@ -101,17 +207,21 @@ class BlockObjective:
                 params = self.block.scatter(self.params, th)
                 return self._call(params, x)
             out, pullback = vjp(outputs, theta)
-            _, loss_curvature = vjp(grad(lambda o: self.loss_fn(o, t)), out)
+            loss_curvature = output_curvature(out.detach(), t, self.loss_fn)
 
-            def product(v):
+            def product(v):          # J^T H J v: one jvp and one vjp, whatever the outputs
                 jv = jvp(outputs, (theta,), (v,))[1]
-                return pullback(loss_curvature(jv)[0])[0]
+                return pullback(loss_curvature(jv))[0]
             return product
 
         make = hessian_product if kind == "exact" else gauss_newton_product
+        self.cost["product_samples"] += self.curvature_samples.numel() * vectors.shape[0]
         total = torch.zeros_like(vectors)
         for x, t, w in self._sweep(self.curvature_samples):
-            total += w * vmap(_first_of(make(x, t)))(vectors)
+            product = vmap(_first_of(make(x, t)))
+            step = self._vectors_per_product(x.shape[0])
+            for start in range(0, vectors.shape[0], step):
+                total[start:start + step] += w * product(vectors[start:start + step])
         return total + self.weight_decay * vectors
 
     def hessian(self, theta, *, kind="exact", chunk_size=64):
@@ -132,6 +242,9 @@ class BlockObjective:
             matrix = self._linear_gauss_newton(theta)
             if matrix is None:
                 matrix = self._jacobian_gauss_newton(theta)
+            if matrix is not None:          # one backward pass per output and sample
+                self.cost["backward_samples"] += (self.curvature_samples.numel()
+                                                  * self._outputs_per_sample())
         if matrix is None:
             p = theta.numel()
             eye = torch.eye(p, dtype=theta.dtype, device=theta.device)
@@ -255,37 +368,6 @@ class BlockObjective:
             return self.loss_fn(output.reshape(1, *shape), target.unsqueeze(0))
         return vmap(hessian(sample_loss))(flat_outputs, targets)
 
-    def kronecker_factors(self, modules):
-        """Kronecker factors of each linear layer's unit curvature blocks.
-
-        For an :class:`~torch.nn.Linear` layer called once on (batch, features) inputs
-        ``x``, the Gauss-Newton block of its unit u (weight row and bias entry) is
-        ``mean_i c_iu x_i x_i^T`` with ``x`` extended by a 1 for the bias and ``c_iu``
-        the curvature of sample i's loss in the unit's output. Its K-FAC approximation
-        (Martens and Grosse, 2015) is ``mean_i(c_iu) * mean_i(x_i x_i^T)``, averaged
-        over the curvature samples (one pass over each batch of the training data; the
-        memory is that of one batch's per-sample output Jacobians in each layer).
-
-        Returns
-        -------
-        dict
-            ``{module: (G, c)}``: the input second-moment matrix G (float64; with the
-            bias row and column last if the layer has a bias) and the unit curvatures c
-            (float64, one per output unit), for the modules this applies to.
-        """
-        sums, total = {}, self.curvature_samples.numel()
-        for x, t, _ in self._sweep(self.curvature_samples):
-            jacobians, A = self._layer_jacobians(self.theta, x, t, modules)
-            for module, (inputs, jz) in jacobians.items():
-                inputs = inputs.double()
-                if module.bias is not None:
-                    inputs = torch.cat([inputs, torch.ones_like(inputs[:, :1])], 1)
-                jz = jz.double()
-                curvature = torch.einsum("bku,bkl,blu->u", jz, A.double(), jz)
-                G, c = sums.get(module, (0.0, 0.0))
-                sums[module] = (G + inputs.T @ inputs, c + curvature)
-        return {module: (G / total, c / total) for module, (G, c) in sums.items()}
-
     def hessian_vector(self, theta, vector, *, kind="exact"):
         """Curvature times one vector (float64 in and out)."""
         return self._products(theta, vector.to(theta.dtype).unsqueeze(0), kind)[0].double()
@@ -307,7 +389,8 @@ class SubspaceObjective:
 
     The block curvature comes from ``block_objective`` (so its fast assembly is kept);
     its coupling to the directions costs one curvature-vector product per direction.
-    Each direction is kept as a float64 vector over all sliced parameters.
+    The basis is kept in the model's dtype, one vector over all sliced parameters per
+    direction; only matrices of the subspace's size are float64.
 
     Parameters
     ----------
@@ -331,23 +414,25 @@ class SubspaceObjective:
         numbered = full_block.scatter(index, torch.arange(size, dtype=torch.float64,
                                                           device=device))
         self.positions = block_objective.block.gather(numbered).long()
-        self.Q = _orthonormal_outside(directions, self.positions, size, device)
+        self.Q = _orthonormal_outside(directions, self.positions, size, device,
+                                      full_objective.theta.dtype)
         self.n_block = self.positions.numel()
         self.theta = torch.zeros(self.n_block + self.Q.shape[1],
                                  dtype=block_objective.theta.dtype,
                                  device=block_objective.theta.device)
 
     def step_in_full(self, c):
-        """The step ``E_P a + Q b`` over the full block (float64)."""
-        c = c.double()
+        """The step ``E_P a + Q b`` over the full block (in the basis's dtype)."""
+        c = c.to(self.Q.dtype)
         step = self.Q @ c[self.n_block:]
         step[self.positions] += c[:self.n_block]
         return step
 
     def restrict(self, vector):
-        """A full-block vector (a gradient) in the coordinates: ``(vector[P], Q^T vector)``."""
-        vector = vector.double()
-        return torch.cat([vector[self.positions], self.Q.T @ vector])
+        """A full-block vector (a gradient) in the coordinates: ``(vector[P], Q^T vector)``
+        (float64)."""
+        vector = vector.to(self.Q.dtype)
+        return torch.cat([vector[self.positions], self.Q.T @ vector]).double()
 
     def value(self, c):
         """The objective at the step ``c``."""
@@ -362,11 +447,15 @@ class SubspaceObjective:
         block = self.block_objective.hessian(self.block_objective.theta, kind=kind)
         if not self.Q.shape[1]:
             return block
-        products = full._products(full.theta, self.Q.T.to(full.theta.dtype), kind).double()
-        cross = products[:, self.positions]
-        inner = products @ self.Q
+        products = full._products(full.theta, self.Q.T.to(full.theta.dtype), kind)
+        cross = products[:, self.positions].double()
+        inner = (products.to(self.Q.dtype) @ self.Q).double()
         matrix = torch.cat([torch.cat([block, cross.T], 1), torch.cat([cross, inner], 1)])
         return 0.5 * (matrix + matrix.T)
+
+    def dense_is_cheap(self, c, kind):
+        """As the block's (the directions add one product each)."""
+        return self.block_objective.dense_is_cheap(self.block_objective.theta, kind)
 
     def hessian_vector(self, c, vector, *, kind="exact"):
         """Curvature times one coordinate vector (float64 in and out)."""
@@ -375,14 +464,13 @@ class SubspaceObjective:
         return self.restrict(product)
 
 
-def layer_directions(objective, gradient, layers):
+def layer_directions(objective, gradient, layers, factors, *, max_directions):
     """Search directions for :class:`SubspaceObjective`: one per sliced layer.
 
-    For a linear layer applied to (batch, features) inputs, the layer's gradient
-    preconditioned by the Kronecker-factored approximation of each unit's curvature
-    block (:meth:`BlockObjective.kronecker_factors`) plus the weight decay: a
-    block-Jacobi (per-slice Newton) direction. For other layers (convolutions,
-    attention, linear layers on sequences), the layer's gradient.
+    A layer with K-FAC factors contributes its gradient preconditioned by them plus the
+    weight decay, ``(A (x) G + weight_decay I)^{-1} grad``: a block-Jacobi (per-layer
+    Newton) direction. Other layers contribute their gradient. With more layers than
+    ``max_directions``, consecutive layers share a direction (their pieces together).
 
     Parameters
     ----------
@@ -390,54 +478,53 @@ def layer_directions(objective, gradient, layers):
         The objective on every sliced parameter.
     gradient : dict of str to Tensor
         The objective's gradient by parameter name.
-    layers : iterable of _Layer
-        The sliced layers (:attr:`SliceMap.layers` values).
+    layers : dict of str to _Layer
+        The sliced layers (:attr:`SliceMap.layers`).
+    factors : KroneckerFactors
+    max_directions : int
 
     Returns
     -------
     list of Tensor
-        Vectors over ``objective``'s block, one per layer whose gradient is not zero.
+        Vectors over ``objective``'s block (in its dtype), none of them zero.
     """
-    layers = list(layers)
-    linear = [layer.module for layer in layers if isinstance(layer.module, torch.nn.Linear)
-              and layer.hooked is layer.module]
-    factors = objective.kronecker_factors(linear) if linear else {}
-    directions = []
-    for layer in layers:
-        names = [name for name in (layer.weight, layer.bias) if name is not None]
-        pieces = {name: torch.zeros_like(g) for name, g in gradient.items()}
-        if layer.module in factors:
-            G, c = factors[layer.module]
-            R = torch.cat([gradient[name].double().reshape(layer.n_units, -1)
-                           for name in names], 1)
-            eigenvalues, V = torch.linalg.eigh(G)
-            curvature = c[:, None] * eigenvalues.clamp(min=0)[None, :]
-            scale = curvature + objective.weight_decay
-            # a relative floor for directions without curvature (no weight decay)
-            scale = scale.clamp(min=max(1e-8 * float(scale.max()),
-                                        torch.finfo(torch.float64).tiny))
-            Z = ((R @ V) / scale) @ V.T
+    floor = 1e-8 * factors.mean_curvature() + torch.finfo(torch.float64).tiny
+    damping = objective.weight_decay + floor
+    pieces = []
+    for name, layer in layers.items():
+        names = [param for param in (layer.weight, layer.bias) if param is not None]
+        piece = {param: gradient[param] for param in names}
+        if name in factors.factors and len(names) == 1 + (layer.module.bias is not None):
+            R = torch.cat([gradient[param].reshape(layer.n_units, -1) for param in names], 1)
+            Z = factors.solve(name, torch.arange(layer.n_units), R, damping, unit_wise=True)
             width = gradient[layer.weight][0].numel()
-            pieces[layer.weight] = Z[:, :width].reshape(gradient[layer.weight].shape)
+            piece[layer.weight] = Z[:, :width].reshape(gradient[layer.weight].shape)
             if layer.bias is not None:
-                pieces[layer.bias] = Z[:, width]
-        else:
-            for name in names:
-                pieces[name] = gradient[name]
-        pieces = {name: value.to(gradient[name].dtype) for name, value in pieces.items()}
-        vector = objective.block.gather(pieces)
+                piece[layer.bias] = Z[:, width]
+        pieces.append(piece)
+    groups = max(1, min(max_directions, len(pieces)))
+    directions = []
+    for group in range(groups):
+        members = pieces[group * len(pieces) // groups:(group + 1) * len(pieces) // groups]
+        merged = {param: torch.zeros_like(g) for param, g in gradient.items()}
+        for piece in members:
+            merged.update({param: value.to(gradient[param].dtype)
+                           for param, value in piece.items()})
+        vector = objective.block.gather(merged)
         if bool(vector.any()):
             directions.append(vector)
     return directions
 
 
-def _orthonormal_outside(directions, positions, size, device, rtol=1e-8):
-    """An orthonormal basis (size, r) of the directions with the entries at
-    ``positions`` zeroed; directions that add less than ``rtol`` of their norm are
-    dropped."""
+def _orthonormal_outside(directions, positions, size, device, dtype, rtol=None):
+    """An orthonormal basis (size, r) in ``dtype`` of the directions with the entries
+    at ``positions`` zeroed; directions that add less than ``rtol`` of their norm
+    (default: 1e-8 in float64, 1e-4 in float32) are dropped."""
+    if rtol is None:
+        rtol = 1e-8 if dtype == torch.float64 else 1e-4
     basis = []
     for direction in directions:
-        v = direction.double().to(device).clone()
+        v = direction.to(device=device, dtype=dtype).clone()
         v[positions] = 0.0
         norm = float(v.norm())
         for q in basis:                      # twice for numerical orthogonality
@@ -447,19 +534,29 @@ def _orthonormal_outside(directions, positions, size, device, rtol=1e-8):
         if norm > 0 and float(v.norm()) > rtol * norm:
             basis.append(v / v.norm())
     if not basis:
-        return torch.zeros(size, 0, dtype=torch.float64, device=device)
+        return torch.zeros(size, 0, dtype=dtype, device=device)
     return torch.stack(basis, 1)
 
 
 def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=4096,
-                       cg_iterations=250, cg_tolerance=1e-10, max_damping_tries=12):
+                       cg_iterations=250, cg_tolerance=1e-10, max_damping_tries=12,
+                       preconditioner=None):
     """A Newton step on the block that never lets the retained objective rise.
 
-    Solves ``(H + mu I) s = -g`` in float64, by Cholesky when the block has at most
-    ``max_dense`` parameters and by conjugate gradients on Hessian-vector products
-    otherwise. ``mu`` starts at 0 (a pure Newton step) or, for an indefinite block,
-    just above ``-lambda_min``; while the step raises F_r, ``mu`` grows tenfold. If no
-    damping lowers F_r, the step is zero.
+    Solves ``(H + mu I) s = -g`` in float64, by Cholesky on the dense block when that
+    is cheap (:meth:`BlockObjective.dense_is_cheap`: at most ``max_dense`` parameters,
+    and at most :data:`DENSE_PRODUCTS` products or output gradients to build it), and
+    otherwise by conjugate gradients on curvature-vector products (no p x p matrix),
+    preconditioned by ``preconditioner`` when given. ``mu`` starts at 0 (a pure
+    Newton step) or, for an indefinite block, just above ``-lambda_min``; while the
+    step raises F_r, ``mu`` grows tenfold. If no damping lowers F_r, the step is zero.
+
+    Parameters
+    ----------
+    preconditioner : callable, optional
+        ``(vector, damping) -> approximately (H + damping I)^{-1} vector`` with H the
+        block curvature *without* weight decay (the damping passed includes it), such
+        as a :class:`~chatterjee.unlearn.kfac.KroneckerPreconditioner`.
 
     Returns
     -------
@@ -484,7 +581,7 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
     if scale == 0.0:
         return torch.zeros_like(theta), {**info, "damping": 0.0, "solver": None,
                                          "accepted": False, "objective_after": before}
-    if theta.numel() <= max_dense:
+    if theta.numel() <= max_dense and objective.dense_is_cheap(theta, kind):
         H = check_finite(objective.hessian(theta, kind=kind), "curvature")
         lam_max = float(H.diagonal().abs().max())
         mu = 0.0
@@ -508,10 +605,16 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
         info["solver"] = "cg"
 
         def solve(damping):
+            precondition = None
+            if preconditioner is not None:
+                # a floor keeps it invertible without weight decay or damping
+                total = objective.weight_decay + damping + 1e-8 * preconditioner.fallback
+                precondition = lambda r: preconditioner(r.to(theta.dtype), total).double()  # noqa: E731
             x, negative = conjugate_gradients(
                 lambda v: check_finite(objective.hessian_vector(theta, v, kind=kind),
                                        "curvature") + damping * v,
-                g, tol=cg_tolerance * float(g.norm()), max_iter=cg_iterations)
+                g, tol=cg_tolerance * float(g.norm()), max_iter=cg_iterations,
+                precondition=precondition)
             if negative is not None:
                 raise _NegativeCurvature(2 * -negative + 1e-12)
             return -x
@@ -558,11 +661,21 @@ class _NegativeCurvature(ArithmeticError):
         self.needed = needed
 
 
-def conjugate_gradients(matvec, b, *, tol, max_iter):
-    """Solve ``A x = b`` for symmetric ``A`` by conjugate gradients.
+def conjugate_gradients(matvec, b, *, tol, max_iter, precondition=None):
+    """Solve ``A x = b`` for symmetric ``A`` by (preconditioned) conjugate gradients.
 
     Stops once ``||A x - b|| <= tol``, after ``max_iter`` products, or at a direction
     ``d`` of non-positive curvature.
+
+    Parameters
+    ----------
+    matvec : callable
+        ``v -> A v``.
+    b : Tensor
+    tol : float
+    max_iter : int
+    precondition : callable, optional
+        ``r -> M^{-1} r`` for a symmetric positive definite ``M`` that resembles ``A``.
 
     Returns
     -------
@@ -573,19 +686,21 @@ def conjugate_gradients(matvec, b, *, tol, max_iter):
     """
     x = torch.zeros_like(b)
     r = b.clone()
-    d = r.clone()
-    rr = float(r @ r)
+    z = r if precondition is None else precondition(r)
+    d = z.clone()
+    rz = float(r @ z)
     for _ in range(max_iter):
-        if rr ** 0.5 <= tol:
+        if float(r.norm()) <= tol:
             break
         Ad = matvec(d)
         curvature = float(d @ Ad)
         if curvature <= 0:
             return x, curvature / float(d @ d)
-        alpha = rr / curvature
+        alpha = rz / curvature
         x += alpha * d
         r -= alpha * Ad
-        rr_new = float(r @ r)
-        d = r + (rr_new / rr) * d
-        rr = rr_new
+        z = r if precondition is None else precondition(r)
+        rz_new = float(r @ z)
+        d = z + (rz_new / rz) * d
+        rz = rz_new
     return x, None

@@ -10,14 +10,16 @@ convolutions; the "expand" setting of Eschenhagen et al. 2023 for layers applied
 sequences). In matrix form the curvature times a unit-by-input matrix ``V`` is
 ``G V A``.
 
-``G`` needs gradients whose second moment is the loss's curvature in the outputs. For
-a softmax cross-entropy that curvature is the Fisher information of the categorical
-distribution, ``diag(p) - p p^T`` per position: with at most
-:data:`EXACT_FISHER_CLASSES` classes it is taken exactly, one backward pass per class
-with targets weighted by ``p``; beyond, by one backward pass with targets drawn from
-``p`` (a Monte Carlo Fisher, unbiased). For any other loss, the gradients of the true
-targets are used (the empirical Fisher): a cruder approximation, which only
-preconditions (the Unlearner's conjugate-gradient solve uses exact products).
+``G`` needs output cotangents whose second moment is the loss's curvature in the
+outputs. With at most :data:`EXACT_FISHER_CLASSES` outputs per sample, that curvature
+is taken exactly for any loss: the columns of a square root of each sample's loss
+Hessian, one backward pass each. For a softmax cross-entropy over many outputs (a
+language model's positions) the curvature is ``diag(p) - p p^T`` per position: with
+at most :data:`EXACT_FISHER_CLASSES` classes it is exact, one backward pass per class
+with targets weighted by ``p``; beyond, one backward pass with targets drawn from ``p``
+(a Monte Carlo Fisher, unbiased). For any other loss with many outputs, the gradients
+of the true targets are used (the empirical Fisher): a cruder approximation, which
+only preconditions (the Unlearner's conjugate-gradient solve uses exact products).
 
 The eigendecompositions of ``A`` and ``G`` are kept (in the model's dtype), so that the
 inverse of ``A (x) G[S, S] + damping`` on any subset S of a layer's units costs one
@@ -27,13 +29,17 @@ small eigendecomposition of ``G[S, S]`` and a few matrix products.
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import hessian, vmap
 
+from .curvature import cross_entropy_class_dim
 from .slices import unfused_attention
 
-__all__ = ["EXACT_FISHER_CLASSES", "KroneckerFactors"]
+__all__ = ["EXACT_FISHER_CLASSES", "KroneckerFactors", "KroneckerPreconditioner"]
 
-#: Up to this many classes the Fisher of a cross-entropy is taken exactly (one
-#: backward pass per class); beyond, by sampling one target per position.
+#: Up to this many outputs per sample, the loss curvature in the outputs is taken
+#: exactly for any loss (one backward pass per output), and up to this many classes
+#: for a cross-entropy over positions (one per class); beyond, a cross-entropy's is
+#: sampled (one target per position).
 EXACT_FISHER_CLASSES = 16
 
 
@@ -48,7 +54,8 @@ class KroneckerFactors:
         ``loss_fn(outputs, targets)``, a mean over the batch.
     layers : dict of str to _Layer
         :attr:`SliceMap.layers`. Linear layers (on inputs of any rank) and 1-D and 2-D
-        convolutions without groups get factors; the others (3-D and grouped
+        convolutions without groups get factors (a layer called several times counts
+        each call's positions as more positions); the others (3-D and grouped
         convolutions, the output projection of ``nn.MultiheadAttention``, which its
         module applies without calling it) are left out.
     batches : iterable of (Tensor, Tensor)
@@ -65,24 +72,27 @@ class KroneckerFactors:
         Samples the factors average over.
     kind : str
         ``"fisher"`` (exact), ``"sampled_fisher"`` or ``"empirical_fisher"``.
+    backward_samples : int
+        Backward passes the factors took, counted per sample (one per cotangent).
     """
 
     def __init__(self, model, loss_fn, layers, batches, generator):
         self.layers = {name: layer for name, layer in layers.items() if _supported(layer)}
         sums = {name: None for name in self.layers}
-        n_samples, kind = 0, None
+        n_samples, kind, self.backward_samples = 0, None, 0
         for inputs, targets in batches:
-            batch_kind, moments = self._batch_moments(model, loss_fn, inputs, targets,
-                                                      generator)
+            batch_kind, moments, passes = self._batch_moments(model, loss_fn, inputs,
+                                                              targets, generator)
             kind = kind or batch_kind
             n_samples += inputs.shape[0]
+            self.backward_samples += passes * inputs.shape[0]
             for name, (input_moment, gradient_moment, positions) in moments.items():
                 previous = sums[name]
                 sums[name] = ((input_moment, gradient_moment, positions) if previous is None
                               else (previous[0] + input_moment, previous[1] + gradient_moment,
                                     previous[2] + positions))
         self.n_samples, self.kind = n_samples, kind
-        self.factors = {}
+        self.factors, self._whole = {}, {}
         for name, summed in sums.items():
             if summed is None:          # the layer was not called on these samples
                 continue
@@ -92,8 +102,11 @@ class KroneckerFactors:
             eigenvalues, eigenvectors = torch.linalg.eigh(0.5 * (A + A.T))
             self.factors[name] = (eigenvalues.clamp_min(0), eigenvectors, 0.5 * (G + G.T))
 
-    def solve(self, name, units, right, damping):
+    def solve(self, name, units, right, damping, *, unit_wise=False):
         """``(A (x) G[S, S] + damping I)^{-1}`` applied to a units-by-input matrix.
+
+        With ``unit_wise``, ``G[S, S]`` is replaced by its diagonal: each unit's own
+        block ``G_uu A``, the units uncoupled.
 
         Parameters
         ----------
@@ -112,10 +125,24 @@ class KroneckerFactors:
             Same shape as ``right``.
         """
         eigenvalues_a, vectors_a, G = self.factors[name]
-        eigenvalues_g, vectors_g = torch.linalg.eigh(G[units][:, units])
+        if unit_wise:
+            scale = torch.diagonal(G)[units].clamp_min(0)[:, None] * eigenvalues_a + damping
+            return (((right.to(G.dtype) @ vectors_a) / scale) @ vectors_a.T).to(right.dtype)
+        if units.numel() == G.shape[0]:         # the whole layer: decomposed once
+            if name not in self._whole:
+                self._whole[name] = torch.linalg.eigh(G)
+            eigenvalues_g, vectors_g = self._whole[name]
+        else:
+            eigenvalues_g, vectors_g = torch.linalg.eigh(G[units][:, units])
         scale = eigenvalues_g.clamp_min(0)[:, None] * eigenvalues_a[None, :] + damping
         rotated = vectors_g.T @ right.to(G.dtype) @ vectors_a
         return (vectors_g @ (rotated / scale) @ vectors_a.T).to(right.dtype)
+
+    def nbytes(self):
+        """Bytes the factors hold (with the decompositions kept)."""
+        tensors = [t for factor in self.factors.values() for t in factor]
+        tensors += [t for pair in self._whole.values() for t in pair]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     def mean_curvature(self):
         """Average eigenvalue of the factored blocks (the scale of the others)."""
@@ -126,12 +153,12 @@ class KroneckerFactors:
     # ------------------------------------------------------------------------------
     def _batch_moments(self, model, loss_fn, inputs, targets, generator):
         """Summed input moments (with position counts) and gradient moments of a batch."""
-        captured = {}
+        captured = {name: [] for name in self.layers}     # every call: (input, output)
 
         def hook_for(name):
             def hook(module, args, output):
-                if name not in captured and output.requires_grad:  # a reused layer: its first call
-                    captured[name] = (args[0].detach(), output)
+                if output.requires_grad:
+                    captured[name].append((args[0].detach(), output))
             return hook
 
         handles = [layer.module.register_forward_hook(hook_for(name))
@@ -142,33 +169,40 @@ class KroneckerFactors:
         finally:
             for handle in handles:
                 handle.remove()
-        names = list(captured)
+        calls = [(name, index) for name, seen in captured.items()
+                 for index in range(len(seen))]
         cotangents, kind = _output_cotangents(outputs, targets, loss_fn, generator)
-        gradients = {name: [] for name in names}
-        for index, cotangent in enumerate(cotangents):
-            found = torch.autograd.grad(outputs, [captured[n][1] for n in names], cotangent,
-                                        retain_graph=index + 1 < len(cotangents),
+        gradients = {call: [] for call in calls}
+        for number, cotangent in enumerate(cotangents):
+            found = torch.autograd.grad(outputs, [captured[n][i][1] for n, i in calls],
+                                        cotangent, retain_graph=number + 1 < len(cotangents),
                                         allow_unused=True)
-            for name, g in zip(names, found):
+            for call, g in zip(calls, found):
                 if g is not None:
-                    gradients[name].append(g)
+                    gradients[call].append(g)
         moments = {}
-        for name, (layer_input, _) in captured.items():
-            if not gradients[name]:
+        for name, index in calls:
+            if not gradients[(name, index)]:
                 continue
             module = self.layers[name].module
-            patches = _input_patches(module, layer_input)          # (b, positions, fan_in)
+            # a layer called several times: each call's positions are more positions
+            patches = _input_patches(module, captured[name][index][0])  # (b, positions, fan_in)
             if module.bias is not None and self.layers[name].bias is not None:
                 patches = torch.cat([patches, torch.ones_like(patches[..., :1])], -1)
             flat = patches.reshape(-1, patches.shape[-1])
             input_moment = flat.T @ flat
             gradient_moment = 0
-            for g in gradients[name]:                          # (b, positions, units)
+            for g in gradients[(name, index)]:                    # (b, positions, units)
                 per_sample = _output_positions(module, g)
                 flat_g = per_sample.reshape(-1, per_sample.shape[-1])
                 gradient_moment = gradient_moment + flat_g.T @ flat_g
-            moments[name] = (input_moment, gradient_moment, flat.shape[0])
-        return kind, moments
+            if name in moments:
+                previous = moments[name]
+                moments[name] = (previous[0] + input_moment, previous[1] + gradient_moment,
+                                 previous[2] + flat.shape[0])
+            else:
+                moments[name] = (input_moment, gradient_moment, flat.shape[0])
+        return kind, moments, len(cotangents)
 
 
 def _supported(layer):
@@ -207,37 +241,16 @@ def _output_positions(module, gradient):
     return gradient.reshape(gradient.shape[0], gradient.shape[1], -1).transpose(1, 2)
 
 
-def cross_entropy_class_dim(outputs, targets, loss_fn):
-    """The class dimension if ``loss_fn`` is a mean softmax cross-entropy, else None.
-
-    Integer targets with one dimension fewer than the outputs are checked against
-    :func:`torch.nn.functional.cross_entropy` with the classes in dimension 1 (PyTorch's
-    layout), then in the last dimension (a language model's logits, flattened by the
-    loss): the one that reproduces the loss, to 1e-6, is the class dimension.
-    """
-    if targets.is_floating_point() or outputs.ndim != targets.ndim + 1:
-        return None
-    with torch.no_grad():
-        value = float(loss_fn(outputs, targets))
-        for dim in dict.fromkeys((1, outputs.ndim - 1)):
-            moved = outputs.movedim(dim, -1)
-            if moved.shape[:-1] != targets.shape:
-                continue
-            reference = float(F.cross_entropy(moved.reshape(-1, moved.shape[-1]),
-                                              targets.reshape(-1)))
-            if abs(reference - value) <= 1e-6 * max(1.0, abs(value)):
-                return dim
-    return None
-
-
 def _output_cotangents(outputs, targets, loss_fn, generator):
     """Cotangents of the outputs whose outer products average to the loss curvature.
 
-    Each cotangent is the gradient of a per-sample loss in the outputs (so their
-    second moment, summed over cotangents, is the per-sample curvature); see the
-    module docstring for the three kinds.
+    Summed over the cotangents, the outer products are each sample's curvature of its
+    loss in its outputs (exactly, or in expectation for sampled targets); see the
+    module docstring for the kinds.
     """
     batch = outputs.shape[0]
+    if outputs[0].numel() <= EXACT_FISHER_CLASSES:
+        return _hessian_roots(outputs.detach(), targets, loss_fn), "fisher"
     dim = cross_entropy_class_dim(outputs.detach(), targets, loss_fn)
     if dim is None:
         loss = loss_fn(outputs, targets) * batch        # per-sample losses, summed
@@ -259,3 +272,71 @@ def _output_cotangents(outputs, targets, loss_fn, generator):
                               generator=generator).reshape(targets.shape)
     cotangent = (probabilities - F.one_hot(drawn, classes).to(logits.dtype)) * per_position
     return [cotangent.movedim(-1, dim)], "sampled_fisher"
+
+
+class KroneckerPreconditioner:
+    """``(K-FAC + damping)^{-1}`` on a parameter block, for conjugate gradients.
+
+    Each layer's part of the block (the weight rows and bias entries of some of its
+    units) is solved with :meth:`KroneckerFactors.solve`; parameters of layers without
+    factors are divided by the mean K-FAC curvature plus the damping.
+
+    Parameters
+    ----------
+    factors : KroneckerFactors
+    slice_map : SliceMap
+    block : Block
+        The block the vectors live on (its ``rows`` order is the vectors' layout).
+    params : dict of str to Tensor
+        The model's parameters by name (for shapes).
+    """
+
+    def __init__(self, factors, slice_map, block, params):
+        self.factors = factors
+        self.fallback = factors.mean_curvature()
+        offsets, start = {}, 0
+        for name, rows in block.rows.items():
+            count = rows.numel() * params[name][0].numel()
+            offsets[name] = (start, count, rows)
+            start += count
+        self.size = start
+        self.layers, covered = [], set()
+        for layer_name, layer in slice_map.layers.items():
+            if layer_name not in factors.factors or layer.weight not in offsets:
+                continue
+            if layer.bias is not None and not torch.equal(offsets[layer.bias][2],
+                                                          offsets[layer.weight][2]):
+                continue                # bias and weight rows of different units
+            self.layers.append((layer_name, offsets[layer.weight],
+                                None if layer.bias is None else offsets[layer.bias]))
+            covered.update(name for name in (layer.weight, layer.bias) if name is not None)
+        self.uncovered = [offsets[name][:2] for name in offsets if name not in covered]
+
+    def __call__(self, vector, damping):
+        """The preconditioned ``vector`` (same dtype), for curvature + ``damping`` I."""
+        out = torch.empty_like(vector)
+        for name, (w_start, w_count, units), bias in self.layers:
+            weight = vector[w_start:w_start + w_count].reshape(units.numel(), -1)
+            right = weight if bias is None else torch.cat(
+                [weight, vector[bias[0]:bias[0] + bias[1]][:, None]], 1)
+            solved = self.factors.solve(name, units, right, damping)
+            out[w_start:w_start + w_count] = solved[:, :weight.shape[1]].reshape(-1)
+            if bias is not None:
+                out[bias[0]:bias[0] + bias[1]] = solved[:, -1]
+        for start, count in self.uncovered:
+            out[start:start + count] = vector[start:start + count] / (self.fallback + damping)
+        return out
+
+
+def _hessian_roots(outputs, targets, loss_fn):
+    """Columns of a square root of each sample's loss Hessian in its (few) outputs."""
+    shape = outputs.shape[1:]
+
+    def sample_loss(output, target):
+        return loss_fn(output.reshape(1, *shape), target.unsqueeze(0))
+
+    flat = outputs.reshape(outputs.shape[0], -1)
+    hessians = vmap(hessian(sample_loss))(flat, targets)
+    eigenvalues, vectors = torch.linalg.eigh(0.5 * (hessians + hessians.transpose(1, 2)))
+    roots = vectors * eigenvalues.clamp_min(0).sqrt()[:, None, :]
+    return [roots[:, :, k].reshape(outputs.shape) for k in range(flat.shape[1])]

@@ -166,19 +166,22 @@ class Block:
 
 @contextlib.contextmanager
 def unfused_attention():
-    """Turn off the fused fast path of transformer layers (eval mode, no autograd).
+    """Attention by plain operations: no fused fast path, no fused kernel.
 
-    The fused kernel calls no submodule (their hooks would not fire) and has no
-    forward-mode derivative (Jacobian-vector products fail).
+    The fused fast path of transformer layers (eval mode, no autograd) calls no
+    submodule, so their hooks would not fire; the fused kernels of
+    ``torch.nn.functional.scaled_dot_product_attention`` have no forward-mode
+    derivative (Jacobian-vector products fail). Both are turned off: attention is
+    computed by its mathematical definition, with the same values.
     """
-    mha = getattr(torch.backends, "mha", None)
-    if mha is None:
-        yield
-        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    mha = torch.backends.mha
     enabled = mha.get_fastpath_enabled()
     mha.set_fastpath_enabled(False)
     try:
-        yield
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
     finally:
         mha.set_fastpath_enabled(enabled)
 

@@ -1,5 +1,6 @@
 """The Unlearner: select parameter slices, take a block Newton step, add noise."""
 
+import collections
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -11,12 +12,15 @@ import torch
 from .._validation import check_random_state
 from ._data import TrainingData
 from .curvature import (
+    ACTIVATION_BUDGET,
     BlockObjective,
     SubspaceObjective,
+    activation_bytes,
     check_finite,
     damped_newton_step,
     layer_directions,
 )
+from .kfac import KroneckerFactors, KroneckerPreconditioner
 from .noise import sekhari_noise_std
 from .perturb import gaussian_perturbation, perturbation_table
 from .select import SELECTIONS, cap_slices, check_explicit, lfoci_slices, rank_by_gradient
@@ -57,7 +61,15 @@ class ForgetReport:
         From the :class:`~chatterjee.unlearn.noise.RemovalBudget`, if one was given.
     timings : dict of str to float
         Seconds spent selecting (``"selection"``, perturbations included), on
-        curvature and the solve (``"newton"``), and in all (``"total"``).
+        curvature and the solve (``"newton"``), and in all (``"total"``); and what the
+        call cost in passes over samples, whatever the machine: ``"forward_samples"``
+        (losses without gradient: checks, perturbed copies), ``"backward_samples"``
+        (gradients; K-FAC factors, one per output cotangent; a dense Gauss-Newton
+        block, one per model output) and ``"product_samples"`` (one per sample and
+        curvature-vector product: a forward pass, a Jacobian-vector product and a
+        backward pass), and ``"cached_bytes"``, what the Unlearner keeps between calls
+        (the retained gradient sum and the K-FAC factors). See the cost model in the
+        documentation.
     """
 
     indices: list
@@ -132,9 +144,15 @@ class Unlearner:
         ``w + (1/(n-k)) H^-1 sum_j (grad loss_j(w) + weight_decay w)``.
     curvature : {"exact", "gauss_newton"}, default="exact"
         The block Hessian, or the generalized Gauss-Newton matrix.
-    curvature_samples : int, optional
-        Average the curvature over this many retained samples drawn at random (all
-        retained samples by default). Gradients always use all retained samples.
+    curvature_samples : int or None, default=512
+        Average the curvature over this many retained samples drawn at random (None:
+        all of them). Curvature products then cost a bounded amount whatever the size
+        of the training set; gradients always use all retained samples (see
+        ``step_control``). The K-FAC factors that precondition the conjugate-gradient
+        solve (and give ``acceleration="subspace"`` its per-layer directions) are
+        computed once on such a sample and reused across passes and calls; they are
+        recomputed once a tenth of the samples retained when they were computed has
+        been removed since, or when the model was changed outside the Unlearner.
     max_passes : int, default=1
         Select-and-update passes per removal. The first pass uses the ``selection``
         rule; each later pass updates the slices where the retained objective's
@@ -257,7 +275,7 @@ class Unlearner:
     def __init__(self, model, loss_fn, train_data, *, weight_decay=0.0, selection="lfoci",
                  n_perturbations=256, perturbation=0.1, max_slices=None,
                  max_parameters=0.3, objective="influence", curvature="exact",
-                 curvature_samples=None, max_passes=1, acceleration=None,
+                 curvature_samples=512, max_passes=1, acceleration=None,
                  step_control="retained", tol=1e-10,
                  noise=None, epsilon=1.0, delta=1e-5, budget=None, position_mask=None, batch_size=None, max_dense=4096,
                  random_state=None):
@@ -274,6 +292,12 @@ class Unlearner:
             raise TypeError("loss_fn must be callable: loss_fn(outputs, targets)")
         self.model, self.loss_fn = model, loss_fn
         self.data = TrainingData(train_data, batch_size=batch_size)
+        with preserved_modes(model):        # a forward pass must not touch BatchNorm
+            model.eval()
+            self._sample_bytes = max(1, activation_bytes(model, self.data.get([0])[0]))
+        if batch_size is None:              # a batch's activations (with their tangents)
+            self.data.batch_size = max(1, min(self.data.batch_size,          # fit the budget
+                                              ACTIVATION_BUDGET // (3 * self._sample_bytes)))
         self.slice_map = SliceMap(model)
         self.weight_decay = _check_real(weight_decay, "weight_decay", low=0.0)
         if isinstance(selection, str):
@@ -321,6 +345,9 @@ class Unlearner:
         self.removed = []
         self.reports = []
         self._retained_sum = None    # (model state, n, retained loss-gradient sum)
+        self._kronecker = None       # (samples removed when computed, KroneckerFactors)
+        self._own_state = None       # the model's state after our last removal
+        self._cost = collections.Counter()   # passes over samples in the current call
 
     @property
     def n_retained(self):
@@ -357,6 +384,8 @@ class Unlearner:
         snapshot = {key: value.detach().clone() for key, value in
                     self.model.state_dict(keep_vars=True).items()}
         rng_state, cache = self._rng.bit_generator.state, self._retained_sum
+        kronecker, own_state = self._kronecker, self._own_state
+        unchanged = own_state is not None and self._state() == own_state
         with preserved_modes(self.model):       # a frozen BatchNorm stays in eval()
             try:
                 self.model.eval()
@@ -366,8 +395,12 @@ class Unlearner:
                     for key, value in self.model.state_dict(keep_vars=True).items():
                         value.copy_(snapshot[key])
                 self._rng.bit_generator.state, self._retained_sum = rng_state, cache
+                # the values are back bit for bit: the factors stay valid if they were
+                self._kronecker = kronecker
+                self._own_state = self._state() if unchanged else own_state
                 raise
         self.removed.extend(indices)
+        self._own_state = self._state()
         self.reports.append(report)
         return report
 
@@ -410,6 +443,7 @@ class Unlearner:
     def _forget(self, indices):
         started = time.perf_counter()
         timings = {"selection": 0.0, "newton": 0.0}
+        self._cost = collections.Counter()
         removed = torch.tensor(indices)
         retained = self._retained(indices)
         report = ForgetReport(indices=list(indices))
@@ -450,12 +484,19 @@ class Unlearner:
             objective = self._objective(scope, slices, offset, sample)
             if self.acceleration == "subspace":
                 full = self._objective(scope, self.slice_map.slices, offset, sample)
-                info = self._subspace_step(objective, full, gradient, steps)
+                info = self._subspace_step(objective, full, gradient, steps, retained)
             else:
                 theta = objective.theta
                 block_gradient = objective.block.gather(gradient).to(theta.dtype)
+                preconditioner = None
+                if theta.numel() > self.max_dense or not objective.dense_is_cheap(
+                        theta, self.curvature):     # conjugate gradients: precondition
+                    preconditioner = KroneckerPreconditioner(
+                        self._kronecker_factors(retained), self.slice_map,
+                        objective.block, objective.params)
                 step, info = damped_newton_step(objective, theta, block_gradient,
-                                                kind=self.curvature, max_dense=self.max_dense)
+                                                kind=self.curvature, max_dense=self.max_dense,
+                                                preconditioner=preconditioner)
                 objective.block.write(self.model, theta + step)
                 info = {**info, "n_parameters": theta.numel(), "n_directions": 0}
             timings["newton"] += time.perf_counter() - tick
@@ -490,6 +531,9 @@ class Unlearner:
             report.retrain_due = self.budget.spend(
                 len(retained) * report.retained_gradient_norm_after)
         timings["total"] = time.perf_counter() - started
+        cached = [] if self._retained_sum is None else list(self._retained_sum[2].values())
+        timings.update(self._cost, cached_bytes=sum(t.numel() * t.element_size() for t in cached)
+                       + (0 if self._kronecker is None else self._kronecker[1].nbytes()))
         report.timings = timings
         return report
 
@@ -513,6 +557,7 @@ class Unlearner:
                 self.model, self.loss_fn, self.slice_map.layers, inputs, targets,
                 self._perturb, self.n_perturbations, generator,
                 position_mask=self.position_mask, batch_size=self.data.batch_size)
+            self._cost["forward_samples"] += self.n_perturbations * len(removed)
             ranked = lfoci_slices(activations.double().cpu().numpy(),
                                   losses.double().cpu().numpy(), columns,
                                   random_state=self._rng)
@@ -528,10 +573,30 @@ class Unlearner:
     # ----------------------------------------------------------------------------------
     def _mean_loss(self, indices):
         """Mean loss of the samples at ``indices`` under the current model."""
+        self._cost["forward_samples"] += len(indices)
         with torch.no_grad():
             mean = sum(float(self.loss_fn(self.model(inputs), targets)) * inputs.shape[0]
                        for inputs, targets in self.data.batches(indices)) / len(indices)
         return check_finite(mean, "loss")
+
+    def _kronecker_factors(self, retained):
+        """The K-FAC factors of the sliced layers: computed on ``curvature_samples``
+        random retained samples when first needed, then reused until a tenth of the
+        samples retained then has been removed, or the model was changed elsewhere."""
+        if self._own_state is not None and self._state() != self._own_state:
+            self._kronecker = None              # an optimizer step, load_state_dict, ...
+        if self._kronecker is not None:
+            removed_then, factors = self._kronecker
+            if len(self.removed) - removed_then <= 0.1 * (self.data.n_samples - removed_then):
+                return factors
+        sample = self._curvature_samples(retained)
+        sample = retained if sample is None else sample
+        generator = torch.Generator().manual_seed(int(self._rng.integers(2 ** 63)))
+        factors = KroneckerFactors(self.model, self.loss_fn, self.slice_map.layers,
+                                   self.data.batches(sample), generator)
+        self._cost["backward_samples"] += factors.backward_samples
+        self._kronecker = (len(self.removed), factors)
+        return factors
 
     def _curvature_samples(self, retained):
         """A random subsample of the retained samples for the curvature, or None."""
@@ -540,11 +605,15 @@ class Unlearner:
         chosen = self._rng.choice(len(retained), self.curvature_samples, replace=False)
         return retained[torch.from_numpy(np.sort(chosen))]
 
-    def _subspace_step(self, objective, full, gradient, steps):
+    def _subspace_step(self, objective, full, gradient, steps, retained):
         """One accelerated pass: a damped Newton step over the block of ``objective``
         and the directions (earlier ``steps`` and per-layer preconditioned gradients),
         written into the model; the full step is appended to ``steps``."""
-        directions = layer_directions(full, gradient, self.slice_map.layers.values())
+        per_direction = full.theta.numel() * full.theta.element_size()
+        budget = min(_MAX_DIRECTIONS, (2 * per_direction + _DIRECTIONS_MEMORY) // per_direction)
+        directions = layer_directions(full, gradient, self.slice_map.layers,
+                                      self._kronecker_factors(retained),
+                                      max_directions=max(1, budget - len(steps)))
         subspace = SubspaceObjective(objective, full, steps + directions)
         theta = subspace.theta
         coordinates_gradient = subspace.restrict(full.block.gather(gradient))
@@ -572,10 +641,12 @@ class Unlearner:
             offset = block.gather(offset)
         return BlockObjective(self.model, self.loss_fn, self.data, retained,
                               self.weight_decay, block, curvature_samples=curvature,
-                              offset=offset)
+                              offset=offset, sample_bytes=self._sample_bytes,
+                              cost=self._cost)
 
     def _loss_gradient(self, indices):
         """Mean loss gradient over ``indices`` for every sliced parameter (name → tensor)."""
+        self._cost["backward_samples"] += len(indices)
         names = list(self.slice_map.block(self.slice_map.slices).rows)
         params = dict(self.model.named_parameters())
         total = {name: torch.zeros_like(params[name]) for name in names}
@@ -701,6 +772,13 @@ class Unlearner:
             return None
         spread = float(inputs.double().std())
         return gaussian_perturbation(scale * (spread if spread > 0 else 1.0))
+
+
+# The directions of an accelerated pass (earlier steps included) are vectors over all
+# sliced parameters: at most _MAX_DIRECTIONS of them, and no more than twice the sliced
+# parameters' bytes plus _DIRECTIONS_MEMORY in all.
+_MAX_DIRECTIONS = 32
+_DIRECTIONS_MEMORY = 512 * 2**20
 
 
 def _detached(model):
