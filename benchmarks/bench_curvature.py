@@ -1,10 +1,12 @@
 """Curvature libraries measured against the unlearner's cost model.
 
-:class:`chatterjee.unlearn.curvature.BlockObjective` needs Gauss-Newton-vector products
-of the retained objective over a parameter block, and Kronecker factors of linear
-layers. This benchmark decides whether to take them from a library instead:
-``curvlinops-for-pytorch`` (``import curvlinops``) or ``nngeometry``. A library that is
-not installed is skipped with a message.
+:class:`chatterjee.unlearn.curvature.BlockObjective` computes Gauss-Newton-vector
+products of the retained objective over a parameter block, and
+:class:`chatterjee.unlearn.kfac.KroneckerFactors` the K-FAC factors ``A`` (inputs) and
+``G`` (output gradients) of every sliced layer (Linear on inputs of any rank, Conv1d,
+Conv2d). This benchmark measures them against ``curvlinops-for-pytorch``
+(``import curvlinops``) and ``nngeometry``. A library that is not installed is skipped
+with a message.
 
 The cost model the unlearner must obey:
 
@@ -28,8 +30,9 @@ accuracy
     Jacobians (``torch.func.jacrev``); every GGN product (the torch.func reference, the
     unlearner's own ``BlockObjective``, curvlinops, nngeometry) is compared with it on
     three blocks: all parameters, one layer (a list of parameters) and some output units
-    of that layer. K-FAC / EK-FAC are compared with the exact layer-diagonal blocks (on
-    one sample, where K-FAC of an MLP is exact, and on the batch). Also: float32 runs,
+    of that layer. K-FAC / EK-FAC (the unlearner's ``kron(G, A)`` per layer included) are
+    compared with the exact layer-diagonal blocks over the Linear and Conv2d parameters,
+    on one sample (where K-FAC of an MLP is exact) and on the batch. Also: float32 runs,
     and what fails (with the error message).
 outputs
     Seconds per GGN product and per factor build of an MLP as its number of classes
@@ -45,14 +48,21 @@ cost
     it covers every allocation (tensors, autograd graphs, allocator slack), which a
     count of tensors would not.
 
+The unlearner's products and factors run as the Unlearner runs them: the batch split
+so that a product's activations (with their tangents) fit ``ACTIVATION_BUDGET``.
+
 Run ``python benchmarks/bench_curvature.py`` (about 7 minutes on a 2-core CPU) or
 ``--quick`` (smaller mid-size models, 3 repeats: under 2 minutes); ``--parts`` picks
-parts. The decoder's products run under ``sdpa_kernel(SDPBackend.MATH)``: the fused CPU
-attention kernel has no forward-mode derivative (the accuracy part shows the failure).
+parts; ``--threads 1`` gives steadier timings on a shared machine (with several
+threads, every parallel region waits for a thread another process holds back). The
+decoder's products run under ``sdpa_kernel(SDPBackend.MATH)``: the fused CPU attention
+kernel has no forward-mode derivative (the accuracy part shows the failure of the
+reference and of curvlinops without it; the unlearner forces the math backend itself).
 """
 
 import argparse
 import contextlib
+import copy
 import ctypes
 import ctypes.util
 import gc
@@ -80,8 +90,13 @@ HAVE = {name: importlib.util.find_spec(module) is not None
 if HAVE["chatterjee"]:
     try:
         from chatterjee.unlearn._data import TrainingData
-        from chatterjee.unlearn.curvature import BlockObjective
-        from chatterjee.unlearn.slices import Block
+        from chatterjee.unlearn.curvature import (
+            ACTIVATION_BUDGET,
+            BlockObjective,
+            activation_bytes,
+        )
+        from chatterjee.unlearn.kfac import KroneckerFactors
+        from chatterjee.unlearn.slices import Block, SliceMap
     except ImportError:             # the package without its torch extra
         HAVE["chatterjee"] = False
 if HAVE["curvlinops"]:
@@ -317,15 +332,24 @@ def columnwise(product):
 
 # ------------------------------------------------------------------ the libraries
 
+def chatterjee_data(model, X, y):
+    """The batch as the Unlearner holds it: ``TrainingData`` split into batches whose
+    activations, with their tangents, fit ``ACTIVATION_BUDGET`` (the rule of
+    ``Unlearner.__init__``); and the activation bytes of one sample."""
+    sample_bytes = max(1, activation_bytes(model, X[:1]))
+    batch_size = max(1, min(X.shape[0], ACTIVATION_BUDGET // (3 * sample_bytes)))
+    return TrainingData((X, y), batch_size=batch_size), sample_bytes
+
+
 def chatterjee_product(model, names, X, y, rows=None):
     """``BlockObjective._products(..., "gauss_newton")`` on the block of ``names`` (all
     rows, or ``rows`` of each)."""
     params = dict(model.named_parameters())
     block = Block({name: torch.arange(params[name].shape[0]) if rows is None else rows
                    for name in names})
-    objective = BlockObjective(model, F.cross_entropy,
-                               TrainingData((X, y), batch_size=X.shape[0]),
-                               torch.arange(X.shape[0]), 0.0, block)
+    data, sample_bytes = chatterjee_data(model, X, y)
+    objective = BlockObjective(model, F.cross_entropy, data, torch.arange(X.shape[0]),
+                               0.0, block, sample_bytes=sample_bytes)
 
     def apply(V):
         vectors = (V[:, None] if V.ndim == 1 else V).T.contiguous()
@@ -335,35 +359,36 @@ def chatterjee_product(model, names, X, y, rows=None):
 
 
 def chatterjee_kfac(model, X, y, modules):
-    """The unlearner's ``kronecker_factors`` (per unit: curvature c_u times the input
-    second moment G) as a product on the flat vector over ``modules``' parameters, and
-    the factors."""
-    params = dict(model.named_parameters())
-    names = names_of(model, modules)
-    block = Block({name: torch.arange(params[name].shape[0]) for name in names})
-    objective = BlockObjective(model, F.cross_entropy,
-                               TrainingData((X, y), batch_size=X.shape[0]),
-                               torch.arange(X.shape[0]), 0.0, block)
-    factors = objective.kronecker_factors(modules)
-    if len(factors) < len(modules):
-        raise ValueError("kronecker_factors covers nn.Linear layers called once on "
-                         "(batch, features) inputs only")
+    """The unlearner's :class:`KroneckerFactors` of ``modules`` (sliced layers) on the
+    batch, and their K-FAC product on the flat vector over the modules' parameters
+    (in ``model.named_parameters()`` order): per layer, ``kron(G, A)`` times the
+    units-by-input matrix ``R = [W, b]`` is ``G R A``, with ``A`` applied from its
+    stored eigendecomposition."""
+    layers = SliceMap(model).layers
+    data, _ = chatterjee_data(model, X, y)
+    factors = KroneckerFactors(model, F.cross_entropy, layers,
+                               data.batches(torch.arange(X.shape[0])),
+                               torch.Generator().manual_seed(0))
+    name_of = {id(layer.module): name for name, layer in layers.items()}
+    missing = [name_of.get(id(m), type(m).__name__) for m in modules
+               if name_of.get(id(m)) not in factors.factors]
+    if missing:
+        raise ValueError(f"KroneckerFactors leaves out {', '.join(missing)}")
 
     def product(flat):
         pieces, start = [], 0
         for module in modules:
-            G, c = factors[module]
-            out_f, in_f = module.weight.shape
-            W = flat[start:start + out_f * in_f].reshape(out_f, in_f)
-            start += out_f * in_f
-            R = W
+            eigenvalues, vectors, G = factors.factors[name_of[id(module)]]
+            units, fan_in = module.weight.shape[0], module.weight[0].numel()
+            R = flat[start:start + units * fan_in].reshape(units, fan_in)
+            start += units * fan_in
             if module.bias is not None:
-                R = torch.cat([W, flat[start:start + out_f, None]], 1)
-                start += out_f
-            Z = (c[:, None] * (R.double() @ G)).to(flat.dtype)
-            pieces.append(Z[:, :in_f].reshape(-1))
+                R = torch.cat([R, flat[start:start + units, None]], 1)
+                start += units
+            Z = ((((G @ R.to(G.dtype)) @ vectors) * eigenvalues) @ vectors.T).to(flat.dtype)
+            pieces.append(Z[:, :fan_in].reshape(-1))
             if module.bias is not None:
-                pieces.append(Z[:, in_f])
+                pieces.append(Z[:, fan_in])
         return torch.cat(pieces)
     return columnwise(product), factors
 
@@ -412,8 +437,8 @@ class Problem:
         exact_model, X, y = build(arch, config, torch.float64)
         self.model, self.X, self.y = build(arch, config, dtype)
         if n == 1:                     # twice: the unlearner's data needs two samples
-            X, y = X.repeat(2, 1), y.repeat(2)
-            self.X, self.y = self.X.repeat(2, 1), self.y.repeat(2)
+            X, y = torch.cat([X, X]), torch.cat([y, y])
+            self.X, self.y = torch.cat([self.X, self.X]), torch.cat([self.y, self.y])
         with sdpa_kernel(SDPBackend.MATH):     # fused SDPA has no forward-mode AD
             self.G = explicit_ggn(exact_model, X, y)
         self.arch, self.dtype = arch, dtype
@@ -436,6 +461,16 @@ class Problem:
             for n in self.block_names["layer"]])
         torch.manual_seed(1)
         self.V = torch.randn(self.G.shape[0], 3, dtype=torch.float64)
+
+    def on_model_copy(self):
+        """This problem on a deep copy of the model: a failed library call can leave
+        its hooks on the model it was given (curvlinops EK-FAC, nngeometry)."""
+        other = copy.copy(self)
+        other.model = copy.deepcopy(self.model)
+        other.params = dict(other.model.named_parameters())
+        other.layer = other.model.get_submodule(LAYER[self.arch])
+        other.linear = list(factor_modules(other.model).values())
+        return other
 
     def product_error(self, make, block):
         """Max relative error of ``make(self, block)`` (a product on (P, k) matrices)
@@ -553,7 +588,7 @@ def accuracy_part():
                     results.attempt((arch, label, block, str(dtype)[6:]),
                                     partial(problem.product_error, make, block),
                                     exact_required=dtype == torch.float64)
-        for label, n in [("batch", None)] + ([("1 sample", 1)] if arch == "mlp" else []):
+        for label, n in [("batch", None), ("1 sample", 1)]:
             kfac_checks(results, Problem(arch, n=n), label)
         unsupported_probes(results, arch)
     results.print(("arch", "method", "block", "dtype", "max rel err", "note"))
@@ -579,54 +614,46 @@ def nngeometry_kfac_for(problem, representation):
 
 
 def chatterjee_kfac_for(problem):
-    """The unlearner's per-unit Kronecker factors on the Linear layers."""
+    """The unlearner's ``KroneckerFactors`` (exact Fisher: the small models have at most
+    16 classes) on the Linear/Conv2d layers."""
     return chatterjee_kfac(problem.model, problem.X, problem.y, problem.linear)[0]
 
 
-def kfac_error(problem, make, per_unit=False):
+def kfac_error(problem, make):
     """Relative Frobenius error of the dense matrix of ``make()`` (over the Linear/Conv2d
-    parameters) against the exact GGN's layer-diagonal blocks (or, with ``per_unit``,
-    its unit-diagonal blocks: one per weight row and bias entry)."""
-    keys = []
-    for i, module in enumerate(problem.linear):
-        for name in names_of(problem.model, [module]):
-            p = problem.params[name]
-            unit = torch.arange(p.shape[0]).repeat_interleave(p[0].numel())
-            keys.append(i * 100_000 + (unit if per_unit else torch.zeros_like(unit)))
-    key = torch.cat(keys)
+    parameters) against the exact GGN's layer-diagonal blocks."""
+    key = torch.cat([torch.full((problem.params[name].numel(),), i)
+                     for i, module in enumerate(problem.linear)
+                     for name in names_of(problem.model, [module])])
     index = problem.blocks["linear+conv"]
     exact = problem.G[index][:, index] * (key[:, None] == key[None, :])
     with sdpa_kernel(SDPBackend.MATH):
         K = make()(torch.eye(index.numel(), dtype=torch.float64))
     return frobenius_error(0.5 * (K + K.T), exact), \
-        f"vs exact {'per-unit' if per_unit else 'layer'} blocks ({index.numel()} params)"
+        f"vs exact layer blocks ({index.numel()} params)"
 
 
 def kfac_checks(results, problem, label):
-    """K-FAC / EK-FAC (type-2: exact output Hessians) against the exact layer-diagonal
-    blocks of the GGN over the Linear/Conv2d parameters. On one sample K-FAC of an MLP
-    is exact; the unlearner's per-unit factors then match the per-unit blocks."""
+    """K-FAC / EK-FAC (exact output Hessians: curvlinops type-2, the unlearner's exact
+    Fisher) against the exact layer-diagonal blocks of the GGN over the Linear/Conv2d
+    parameters. On one sample K-FAC of an MLP is exact (one position per layer); with
+    convolutions or sequences it is not (positions are averaged)."""
     candidates = []
     if HAVE["curvlinops"]:
         candidates += [(f"curvlinops {kind.upper()} type-2",
-                        partial(curvlinops_kfac_for, problem, kind))
+                        partial(curvlinops_kfac_for, problem.on_model_copy(), kind))
                        for kind in ("kfac", "ekfac")]
     if HAVE["nngeometry"]:
-        candidates += [("nngeometry KFAC", partial(nngeometry_kfac_for, problem, PMatKFAC)),
-                       ("nngeometry EKFAC", partial(nngeometry_kfac_for, problem,
-                                                    PMatEKFAC))]
+        candidates += [(f"nngeometry {kind}",
+                        partial(nngeometry_kfac_for, problem.on_model_copy(), matrix))
+                       for kind, matrix in (("KFAC", PMatKFAC), ("EKFAC", PMatEKFAC))]
     if HAVE["chatterjee"]:
-        candidates.append(("chatterjee kronecker_factors",
-                           partial(chatterjee_kfac_for, problem)))
+        candidates.append(("chatterjee KroneckerFactors",
+                           partial(chatterjee_kfac_for, problem.on_model_copy())))
     for method, make in candidates:
         results.attempt((problem.arch, method, f"K-FAC, {label}", "float64"),
                         partial(kfac_error, problem, make),
-                        exact_required=label == "1 sample" and "chatterjee" not in method)
-    if HAVE["chatterjee"] and label == "1 sample":
-        results.attempt((problem.arch, "chatterjee kronecker_factors", f"K-FAC, {label}",
-                         "float64"),
-                        partial(kfac_error, problem, partial(chatterjee_kfac_for, problem),
-                                per_unit=True))
+                        exact_required=label == "1 sample" and problem.arch == "mlp")
 
 
 def support_summary(rows):
@@ -762,7 +789,7 @@ def outputs_part(classes, repeats):
     methods = [("reference torch.func product", "product")]
     if HAVE["chatterjee"]:
         methods += [("chatterjee BlockObjective product", "product"),
-                    ("chatterjee kronecker_factors build", "build")]
+                    ("chatterjee KroneckerFactors build", "build")]
     if HAVE["curvlinops"]:
         methods += [("curvlinops GGN product", "product"),
                     ("curvlinops KFAC type-2 build", "build"),
@@ -798,7 +825,7 @@ def _outputs_call(label, model, X, y):
     if label == "chatterjee BlockObjective product":
         product = chatterjee_product(model, names, X, y)[0]
         return lambda: product(v)
-    if label.startswith("chatterjee kronecker"):
+    if label == "chatterjee KroneckerFactors build":
         return lambda: chatterjee_kfac(model, X, y, modules)
     if label == "curvlinops GGN product":
         op = curvlinops_operator("ggn", model, X, y, list(params.values()))
@@ -821,8 +848,8 @@ COST_METHODS = {
     "mlp": ["reference", "chatterjee-gn", "chatterjee-kfac", "curvlinops-ggn",
             "curvlinops-kfac", "curvlinops-ekfac", "nngeometry-implicit",
             "nngeometry-kfac", "nngeometry-ekfac"],
-    "decoder": ["reference", "chatterjee-gn", "curvlinops-ggn", "curvlinops-kfac",
-                "curvlinops-ekfac"],
+    "decoder": ["reference", "chatterjee-gn", "chatterjee-kfac", "curvlinops-ggn",
+                "curvlinops-kfac", "curvlinops-ekfac"],
 }
 NEEDS = {"chatterjee": "chatterjee", "curvlinops": "curvlinops", "nngeometry": "nngeometry"}
 
@@ -853,7 +880,9 @@ def prepare(method, arch, model, X, y):
     names = list(params)
     modules = list(factor_modules(model).values())
     factor_params = [params[n] for n in names_of(model, modules)]
-    fisher = "type-2" if arch == "mlp" else "mc"   # type-2 costs a backward per class
+    # type-2 costs a backward pass per class; the unlearner's factors are exact for
+    # <= 16 classes (the MLP's 10), sampled beyond (the decoder's vocabulary)
+    fisher = "type-2" if arch == "mlp" else "mc"
     holder = {}
     if method == "reference":
         return None, reference_product(model, names, X, y), dict, "all params"
@@ -861,9 +890,10 @@ def prepare(method, arch, model, X, y):
         return None, chatterjee_product(model, names, X, y)[0], dict, "all params"
     if method == "chatterjee-kfac":
         def build_ours():
-            holder["product"], holder["state"] = chatterjee_kfac(model, X, y, modules)
-        return build_ours, lambda v: holder["product"](v), lambda: holder["state"], \
-            "Linear layers"
+            holder["product"], holder["factors"] = chatterjee_kfac(model, X, y, modules)
+        return build_ours, lambda v: holder["product"](v), \
+            lambda: holder["factors"].factors, \
+            f"Linear layers, fisher {'exact' if arch == 'mlp' else 'mc'}"
     if method == "curvlinops-ggn":
         op = curvlinops_operator("ggn", model, X, y, list(params.values()))
         return None, op.__matmul__, dict, "all params"
@@ -972,7 +1002,8 @@ def cost_part(quick):
             if library in NEEDS and not HAVE[NEEDS[library]]:
                 failures.append(f"{arch} {method}: skipped ({library} is not installed)")
                 continue
-            command = [sys.executable, __file__, "--worker", arch, method] + \
+            command = [sys.executable, __file__, "--worker", arch, method,
+                       "--threads", str(torch.get_num_threads())] + \
                 (["--quick"] if quick else [])
             try:
                 done = subprocess.run(command, check=False, capture_output=True, text=True,
@@ -1026,9 +1057,13 @@ def main():
                         help="smaller mid-size models and 3 repeats (< 2 minutes)")
     parser.add_argument("--parts", nargs="+", default=["accuracy", "outputs", "cost"],
                         choices=["accuracy", "outputs", "cost"])
+    parser.add_argument("--threads", type=int,
+                        help="torch threads (default: torch's own choice)")
     parser.add_argument("--worker", nargs=2, metavar=("ARCH", "METHOD"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.worker:
         worker(*args.worker, args.quick)
         return
