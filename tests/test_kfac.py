@@ -50,6 +50,11 @@ CASES = {
                                      nn.Linear(3, 3)),
                lambda g: (torch.randn(1, 2, 5, generator=g), torch.tensor([0])),
                nn.CrossEntropyLoss()),
+    # three identical positions: each position's curvature is a third of the sample's
+    "repeated positions": (
+        lambda: nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 9)),
+        lambda g: (torch.randn(1, 1, 5, generator=g).expand(1, 3, 5), torch.tensor([[7, 7, 7]])),
+        lambda o, t: nn.functional.cross_entropy(o.reshape(-1, 9), t.reshape(-1))),
     "sequence": (lambda: nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 9)),
                  lambda g: (torch.randn(1, 1, 5, generator=g), torch.tensor([[7]])),
                  lambda o, t: nn.functional.cross_entropy(o.reshape(-1, 9), t.reshape(-1))),

@@ -259,8 +259,10 @@ def _output_cotangents(outputs, targets, loss_fn, generator):
     logits = outputs.detach().movedim(dim, -1)
     probabilities = torch.softmax(logits.double(), -1).to(logits.dtype)
     classes = logits.shape[-1]
-    # Per sample the loss is a mean over its positions.
-    per_position = 1.0 / (logits[0].numel() // classes)
+    # Per sample the loss is a mean over its T positions: its curvature in one
+    # position's logits is (diag p - p p^T) / T, the second moment of these cotangents
+    # scaled by 1 / sqrt(T).
+    per_position = (logits[0].numel() // classes) ** -0.5
     if classes <= EXACT_FISHER_CLASSES:
         # sum_c p_c (e_c - p)(e_c - p)^T = diag(p) - p p^T
         root = probabilities.sqrt()

@@ -144,15 +144,18 @@ class Block:
         return torch.cat([params[name][rows].reshape(-1) for name, rows in self.rows.items()])
 
     def scatter(self, params, theta):
-        """A copy of ``params`` with the block replaced by ``theta`` (differentiable)."""
+        """A copy of ``params`` with the block replaced by ``theta`` (differentiable).
+
+        ``theta`` is split (not sliced), so a backward pass gives each piece its own
+        gradient instead of a full-length one per parameter; a parameter whose rows
+        are all in the block is ``theta``'s piece itself, without a copy.
+        """
         out = dict(params)
-        start = 0
-        for name, rows in self.rows.items():
+        counts = [len(rows) * params[name][0].numel() for name, rows in self.rows.items()]
+        for (name, rows), piece in zip(self.rows.items(), theta.split(counts)):
             base = params[name]
-            shape = (len(rows),) + tuple(base.shape[1:])
-            count = shape[0] * base[0].numel()
-            out[name] = base.index_put((rows,), theta[start:start + count].reshape(shape))
-            start += count
+            piece = piece.reshape((len(rows),) + tuple(base.shape[1:]))
+            out[name] = piece if len(rows) == base.shape[0] else base.index_put((rows,), piece)
         return out
 
     def write(self, model, theta):
