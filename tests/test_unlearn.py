@@ -208,19 +208,26 @@ def test_subspace_first_pass_is_at_least_as_good_as_the_block():
     assert values["subspace"] < values[None]
 
 
-def test_subspace_pass_by_conjugate_gradients_matches_the_dense_solve():
-    model, X, y = logistic_problem(classes=4)
+def test_large_block_enters_the_subspace_by_its_newton_step():
+    """A block too large for a dense solve (here: max_dense=1) enters the accelerated
+    pass by its own Newton step, computed by preconditioned conjugate gradients; the
+    pass minimizes over that step and the layer direction by a small dense solve. On
+    least squares the layer direction is the full Newton step: the pass retrains
+    exactly, as the dense pass over the block does."""
+    model, loss_fn, X, y = least_squares_problem()
+    target = retrained(model, X, y, [7], loss_fn)
     results = []
     for max_dense in (4096, 1):
         copy = clone(model)
-        u = Unlearner(copy, nn.CrossEntropyLoss(), (X, y), weight_decay=WD,
-                      selection="gradient", max_slices=1, max_passes=2,
-                      acceleration="subspace", max_dense=max_dense, random_state=0)
-        report = u.forget([2, 5])
-        assert [p["solver"] for p in report.passes] == ["cholesky" if max_dense > 1
-                                                        else "cg"] * 2
+        u = Unlearner(copy, loss_fn, (X, y), weight_decay=WD, selection=[("", 0)],
+                      objective="retained", acceleration="subspace", max_dense=max_dense,
+                      random_state=0)
+        report = u.forget(7)
+        assert report.passes[0]["solver"] == "cholesky"
+        assert report.passes[0]["n_directions"] == (1 if max_dense > 1 else 2)
         results.append(flat(copy))
-    assert torch.allclose(results[0], results[1], atol=1e-9, rtol=0)
+    for result in results:
+        assert torch.allclose(result, flat(target), atol=1e-9, rtol=0)
 
 
 # --- slices and hooks -----------------------------------------------------------------

@@ -394,8 +394,8 @@ class SubspaceObjective:
 
     Parameters
     ----------
-    block_objective : BlockObjective
-        The objective on P.
+    block_objective : BlockObjective or None
+        The objective on P; None for no block (the directions only).
     full_objective : BlockObjective
         The same objective on every sliced parameter (same data, curvature samples and
         offset); its block must contain P.
@@ -411,15 +411,17 @@ class SubspaceObjective:
         index = {name: torch.zeros(full_objective.params[name].shape, dtype=torch.float64,
                                    device=device) for name in full_block.rows}
         size = full_objective.theta.numel()
-        numbered = full_block.scatter(index, torch.arange(size, dtype=torch.float64,
-                                                          device=device))
-        self.positions = block_objective.block.gather(numbered).long()
+        if block_objective is None:
+            self.positions = torch.zeros(0, dtype=torch.long, device=device)
+        else:
+            numbered = full_block.scatter(index, torch.arange(size, dtype=torch.float64,
+                                                              device=device))
+            self.positions = block_objective.block.gather(numbered).long()
         self.Q = _orthonormal_outside(directions, self.positions, size, device,
                                       full_objective.theta.dtype)
         self.n_block = self.positions.numel()
         self.theta = torch.zeros(self.n_block + self.Q.shape[1],
-                                 dtype=block_objective.theta.dtype,
-                                 device=block_objective.theta.device)
+                                 dtype=full_objective.theta.dtype, device=device)
 
     def step_in_full(self, c):
         """The step ``E_P a + Q b`` over the full block (in the basis's dtype)."""
@@ -444,18 +446,22 @@ class SubspaceObjective:
         if bool(c.any()):
             raise ValueError("the subspace curvature is built at c = 0 only")
         full = self.full
-        block = self.block_objective.hessian(self.block_objective.theta, kind=kind)
+        block = (None if self.block_objective is None else
+                 self.block_objective.hessian(self.block_objective.theta, kind=kind))
         if not self.Q.shape[1]:
             return block
         products = full._products(full.theta, self.Q.T.to(full.theta.dtype), kind)
-        cross = products[:, self.positions].double()
         inner = (products.to(self.Q.dtype) @ self.Q).double()
+        if block is None:
+            return 0.5 * (inner + inner.T)
+        cross = products[:, self.positions].double()
         matrix = torch.cat([torch.cat([block, cross.T], 1), torch.cat([cross, inner], 1)])
         return 0.5 * (matrix + matrix.T)
 
     def dense_is_cheap(self, c, kind):
-        """As the block's (the directions add one product each)."""
-        return self.block_objective.dense_is_cheap(self.block_objective.theta, kind)
+        """As the block's (the directions add one product each); always without one."""
+        return self.block_objective is None or self.block_objective.dense_is_cheap(
+            self.block_objective.theta, kind)
 
     def hessian_vector(self, c, vector, *, kind="exact"):
         """Curvature times one coordinate vector (float64 in and out)."""

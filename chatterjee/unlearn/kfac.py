@@ -99,7 +99,7 @@ class KroneckerFactors:
             input_moment, gradient_moment, positions = summed
             A = input_moment / positions
             G = gradient_moment / n_samples
-            eigenvalues, eigenvectors = torch.linalg.eigh(0.5 * (A + A.T))
+            eigenvalues, eigenvectors = _eigh(A)
             self.factors[name] = (eigenvalues.clamp_min(0), eigenvectors, 0.5 * (G + G.T))
 
     def solve(self, name, units, right, damping, *, unit_wise=False):
@@ -130,10 +130,10 @@ class KroneckerFactors:
             return (((right.to(G.dtype) @ vectors_a) / scale) @ vectors_a.T).to(right.dtype)
         if units.numel() == G.shape[0]:         # the whole layer: decomposed once
             if name not in self._whole:
-                self._whole[name] = torch.linalg.eigh(G)
+                self._whole[name] = _eigh(G)
             eigenvalues_g, vectors_g = self._whole[name]
         else:
-            eigenvalues_g, vectors_g = torch.linalg.eigh(G[units][:, units])
+            eigenvalues_g, vectors_g = _eigh(G[units][:, units])
         scale = eigenvalues_g.clamp_min(0)[:, None] * eigenvalues_a[None, :] + damping
         rotated = vectors_g.T @ right.to(G.dtype) @ vectors_a
         return (vectors_g @ (rotated / scale) @ vectors_a.T).to(right.dtype)
@@ -203,6 +203,14 @@ class KroneckerFactors:
             else:
                 moments[name] = (input_moment, gradient_moment, flat.shape[0])
         return kind, moments, len(cotangents)
+
+
+def _eigh(matrix):
+    """Eigendecomposition of a symmetric matrix, computed in float64 (float32's
+    iteration fails to converge on the many equal eigenvalues of a factor with dead
+    units) and returned in the matrix's dtype."""
+    eigenvalues, vectors = torch.linalg.eigh(0.5 * (matrix + matrix.T).double())
+    return eigenvalues.to(matrix.dtype), vectors.to(matrix.dtype)
 
 
 def _supported(layer):

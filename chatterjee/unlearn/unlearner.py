@@ -17,6 +17,7 @@ from .curvature import (
     SubspaceObjective,
     activation_bytes,
     check_finite,
+    conjugate_gradients,
     damped_newton_step,
     layer_directions,
 )
@@ -613,20 +614,46 @@ class Unlearner:
         written into the model; the full step is appended to ``steps``."""
         per_direction = full.theta.numel() * full.theta.element_size()
         budget = min(_MAX_DIRECTIONS, (2 * per_direction + _DIRECTIONS_MEMORY) // per_direction)
-        directions = layer_directions(full, gradient, self.slice_map.layers,
-                                      self._kronecker_factors(retained),
-                                      max_directions=max(1, budget - len(steps)))
-        subspace = SubspaceObjective(objective, full, steps + directions)
+        factors = self._kronecker_factors(retained)
+        directions = layer_directions(full, gradient, self.slice_map.layers, factors,
+                                      max_directions=max(1, budget - len(steps) - 1))
+        block = objective
+        if objective.theta.numel() > self.max_dense or not objective.dense_is_cheap(
+                objective.theta, self.curvature):
+            # Too large for a dense solve, the block enters by its own Newton step
+            # (K-FAC-preconditioned conjugate gradients): one more direction, and the
+            # pass solves a small dense problem over the directions.
+            directions.insert(0, self._block_newton_direction(objective, full, gradient,
+                                                              factors, cg_tolerance))
+            block = None
+        subspace = SubspaceObjective(block, full, steps + directions)
         theta = subspace.theta
         coordinates_gradient = subspace.restrict(full.block.gather(gradient))
         step, info = damped_newton_step(subspace, theta, coordinates_gradient.to(theta.dtype),
-                                        kind=self.curvature, max_dense=self.max_dense,
+                                        kind=self.curvature,
+                                        max_dense=self.max_dense if block is not None else theta.numel(),
                                         cg_tolerance=cg_tolerance)
         full_step = subspace.step_in_full(step)
         full.block.write(self.model, full.theta + full_step.to(full.theta.dtype))
         steps.append(full_step)
         return {**info, "n_parameters": int((full_step != 0).sum()),
                 "n_directions": subspace.Q.shape[1]}
+
+    def _block_newton_direction(self, objective, full, gradient, factors, tolerance):
+        """``-H_PP^{-1} g_P`` of the block P, by K-FAC-preconditioned conjugate gradients
+        (stopped at a direction of negative curvature), as a vector over ``full``."""
+        theta = objective.theta
+        preconditioner = KroneckerPreconditioner(factors, self.slice_map, objective.block,
+                                                 objective.params)
+        damping = self.weight_decay + 1e-8 * preconditioner.fallback
+        g = objective.block.gather(gradient).double()
+        solution, _ = conjugate_gradients(
+            lambda v: check_finite(objective.hessian_vector(theta, v, kind=self.curvature),
+                                   "curvature"),
+            g, tol=tolerance * float(g.norm()), max_iter=_CG_ITERATIONS,
+            precondition=lambda r: preconditioner(r.to(theta.dtype), damping).double())
+        zeros = {name: torch.zeros_like(objective.params[name]) for name in full.block.rows}
+        return full.block.gather(objective.block.scatter(zeros, -solution.to(theta.dtype)))
 
     def _slices_changed(self, everything, changed):
         """The slices with an entry flagged in ``changed`` (a mask over the block
@@ -782,6 +809,8 @@ class Unlearner:
 # parameters' bytes plus _DIRECTIONS_MEMORY in all.
 _MAX_DIRECTIONS = 32
 _DIRECTIONS_MEMORY = 512 * 2**20
+# Most products of the conjugate-gradient solve that gives a large block's direction.
+_CG_ITERATIONS = 250
 
 
 def _cg_tolerance(curvature_sample):
