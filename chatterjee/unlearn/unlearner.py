@@ -163,9 +163,12 @@ class Unlearner:
     acceleration : {None, "subspace"}, default=None
         ``"subspace"``: each pass minimizes the quadratic model over the chosen block
         *and* a few directions over all sliced parameters: the removal's earlier steps
-        and, per layer, the gradient preconditioned by a Kronecker-factored (K-FAC)
-        approximation of each unit's curvature block (linear layers on (batch,
-        features) inputs; the plain gradient for other layers). Earlier steps make the
+        and, per layer, the gradient preconditioned by the Kronecker-factored (K-FAC)
+        approximation of each unit's curvature block (linear and convolutional layers;
+        the plain gradient for layers without factors; neighbouring layers share a
+        direction when memory allows fewer). A block too large for a dense solve enters
+        by its own K-FAC-preconditioned Newton step, as one more direction, and the
+        pass solves a small dense problem over the directions. Earlier steps make the
         passes a block Krylov method; the per-layer directions are a block-Jacobi
         (per-slice Newton) correction, as a coarse space accelerates a
         domain-decomposition solver. It costs one curvature-vector product per
@@ -210,9 +213,12 @@ class Unlearner:
         Samples per forward pass over the training data (default: the DataLoader's,
         else 1024).
     max_dense : int, default=4096
-        Blocks with at most this many parameters are solved with a dense float64
-        Cholesky factorization; larger ones by conjugate gradients on
-        Hessian-vector products (no p x p matrix).
+        Blocks with at most this many parameters, and cheap to build (at most 256
+        curvature products, or a Gauss-Newton block of a model with at most 256
+        outputs per sample), are solved with a dense float64 Cholesky factorization;
+        others by conjugate gradients on curvature-vector products preconditioned by
+        K-FAC (no p x p matrix), to a relative residual of 1e-4 when the curvature is
+        a sample's (1e-10 with ``curvature_samples=None``).
     random_state : None, int or numpy.random.Generator, default=None
         Seeds perturbations, L-FOCI, random selections, curvature subsamples and noise.
 
