@@ -1,4 +1,5 @@
-"""Reference training and the retrain / fine-tune / NegGrad(+) baselines."""
+"""Reference training and the retrain / fine-tune / NegGrad(+) / SCRUB / SSD / SalUn
+baselines."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,8 @@ torch = pytest.importorskip("torch")
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
-from chatterjee.unlearn.baselines import fine_tune, neg_grad, retrain, train
+from chatterjee.unlearn.baselines import (fine_tune, neg_grad, neg_grad_plus, retrain,
+                                          salun, scrub, ssd, train)
 from chatterjee.unlearn.metrics import accuracy, parameter_distance
 
 CE = torch.nn.CrossEntropyLoss()
@@ -191,12 +193,17 @@ def test_fine_tune_trains_on_retained_samples_only(small, trained):
     ([], ValueError, "nothing to remove"),
     ([1.0, 2.0], TypeError, "integer"),
 ])
-@pytest.mark.parametrize("method", ["retrain", "fine_tune", "neg_grad"])
+@pytest.mark.parametrize("method", ["retrain", "fine_tune", "neg_grad", "neg_grad_plus",
+                                    "scrub", "ssd", "salun"])
 def test_bad_removed_indices(small, trained, method, removed, error, match):
     call = {
         "retrain": lambda: retrain(logistic, CE, small, removed, epochs=1),
         "fine_tune": lambda: fine_tune(trained, CE, small, removed, epochs=1),
         "neg_grad": lambda: neg_grad(trained, CE, small, removed, epochs=1),
+        "neg_grad_plus": lambda: neg_grad_plus(trained, CE, small, removed, epochs=1),
+        "scrub": lambda: scrub(trained, CE, small, removed, epochs=1),
+        "ssd": lambda: ssd(trained, CE, small, removed),
+        "salun": lambda: salun(trained, CE, small, removed, epochs=1),
     }[method]
     with pytest.raises(error, match=match):
         call()
@@ -211,3 +218,186 @@ def test_bad_options(small, trained):
         neg_grad(trained, CE, small, [0], retain_weight=1.5)
     with pytest.raises(TypeError, match="unexpected training keywords"):
         retrain(logistic, CE, small, [0], learning_rate=0.1)
+
+
+# --- SCRUB, SSD, SalUn and NegGrad+ with the papers' defaults --------------------------
+
+FORGET = list(range(30))
+
+
+def memorizing_mlp():
+    return torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(),
+                               torch.nn.Linear(32, 10)).double()
+
+
+@pytest.fixture(scope="module")
+def net(small):
+    """An MLP that fits its 300 training digits (forget loss near 0)."""
+    torch.manual_seed(0)
+    return train(memorizing_mlp(), CE, small, epochs=40, lr=1e-2, random_state=0)
+
+
+def retain_set(data):
+    return data[0][len(FORGET):], data[1][len(FORGET):]
+
+
+# Each method at its defaults, with fewer passes where the defaults take many.
+NEW_METHODS = {
+    "scrub": (scrub, {}),
+    "ssd": (ssd, {}),
+    "salun": (salun, {"epochs": 2}),
+    "neg_grad_plus": (neg_grad_plus, {"epochs": 2}),
+}
+
+
+@pytest.mark.parametrize("name", NEW_METHODS)
+def test_new_baselines_run_at_their_defaults_reproducibly(small, name):
+    method, kwargs = NEW_METHODS[name]
+    torch.manual_seed(0)
+    model = mlp()                                     # dropout: the torch seed matters
+    model[0].weight.data *= 5                         # a forget set with some gradient
+    before = state(model)
+    global_state = torch.get_rng_state()
+    first = method(model, CE, small, FORGET, random_state=3, **kwargs)
+    second = method(model, CE, small, FORGET, random_state=np.random.default_rng(3),
+                    **kwargs)
+    other = method(model, CE, small, FORGET, random_state=4, **kwargs)
+    assert first is not model and type(first) is type(model)
+    assert_same_state(before, model)
+    assert torch.equal(global_state, torch.get_rng_state())
+    assert parameter_distance(first, second) == 0
+    assert parameter_distance(first, model) > 0
+    if name == "ssd":                                 # deterministic: no training
+        assert parameter_distance(first, other) == 0
+    else:
+        assert parameter_distance(first, other) > 0
+
+
+@pytest.mark.parametrize("name", NEW_METHODS)
+def test_new_baselines_restore_each_module_mode(name):
+    method, kwargs = NEW_METHODS[name]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.BatchNorm1d(8),
+                                torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    inputs, targets = torch.randn(70, 5), torch.randint(0, 3, (70,))
+    model(inputs)                                     # running statistics with values
+    model[1].eval()                                   # frozen, in a training model
+    modes = [module.training for module in model.modules()]
+    result = method(model, CE, (inputs, targets), [0, 1, 2], random_state=0, **kwargs)
+    assert [module.training for module in model.modules()] == modes
+    assert [module.training for module in result.modules()] == modes
+
+
+def test_scrub_raises_forget_loss_and_keeps_retain_accuracy(small, net):
+    unlearned = scrub(net, CE, small, FORGET, lr=0.05, epochs=5, max_epochs=4,
+                      batch_size=32, forget_batch_size=16, random_state=0)
+    assert forget_loss(unlearned, small, FORGET) > 5 * forget_loss(net, small, FORGET)
+    assert accuracy(unlearned, retain_set(small)) > 0.95
+    # without max-steps SCRUB only distils the teacher on the retain set
+    distilled = scrub(net, CE, small, FORGET, lr=0.05, epochs=5, max_epochs=0,
+                      batch_size=32, random_state=0)
+    assert forget_loss(distilled, small, FORGET) < forget_loss(unlearned, small, FORGET)
+
+
+def squared_batch_gradients(model, data, indices, batch_size=128):
+    """SSD's importance, written out: mean over batches of the squared batch gradient."""
+    params = list(model.parameters())
+    totals = [torch.zeros_like(p) for p in params]
+    batches = [indices[start:start + batch_size]
+               for start in range(0, len(indices), batch_size)]
+    for batch in batches:
+        loss = CE(model(data[0][batch]), data[1][batch])
+        for total, grad in zip(totals, torch.autograd.grad(loss, params)):
+            total += grad ** 2
+    return [total / len(batches) for total in totals]
+
+
+def test_ssd_dampens_only_parameters_more_important_to_the_forget_set(small, net):
+    alpha, lam = 10.0, 1.0
+    dampened = ssd(net, CE, small, FORGET, selection_weighting=alpha,
+                   dampening_constant=lam)
+    full = squared_batch_gradients(net, small, list(range(300)))
+    forgotten = squared_batch_gradients(net, small, FORGET)
+    n_selected = 0
+    for before, after, i_d, i_f in zip(net.parameters(), dampened.parameters(), full,
+                                       forgotten):
+        selected = i_f > alpha * i_d
+        n_selected += int(selected.sum())
+        assert torch.equal(after[~selected], before[~selected])     # bit for bit
+        beta = lam * i_d[selected] / i_f[selected]
+        assert (beta < 1).all()                                      # alpha > lam
+        torch.testing.assert_close(after[selected], before[selected] * beta)
+    assert 0 < n_selected < sum(p.numel() for p in net.parameters()) / 2
+    assert forget_loss(dampened, small, FORGET) > 5 * forget_loss(net, small, FORGET)
+    assert accuracy(dampened, retain_set(small)) > 0.7
+    # a stricter selection dampens fewer parameters and keeps more accuracy
+    strict = ssd(net, CE, small, FORGET, selection_weighting=50.0)
+    assert accuracy(strict, retain_set(small)) > 0.9
+    assert parameter_distance(strict, net) < parameter_distance(dampened, net)
+
+
+def test_salun_updates_only_the_salient_half_and_forgets(small, net):
+    unlearned = salun(net, CE, small, FORGET, lr=0.05, batch_size=16, random_state=0)
+    params = list(net.parameters())
+    # saliency: |sum over the forget batches (16 + 14 samples) of the batch gradients|
+    forget_loss_sum = sum(CE(net(small[0][batch]), small[1][batch])
+                          for batch in (FORGET[:16], FORGET[16:]))
+    saliency = torch.cat([g.abs().reshape(-1)
+                          for g in torch.autograd.grad(forget_loss_sum, params)])
+    changed = torch.cat([(a != b).reshape(-1)
+                         for a, b in zip(unlearned.parameters(), params)])
+    assert 0.45 * changed.numel() < changed.sum() <= changed.numel() // 2
+    assert saliency[changed].min() >= saliency.median()
+    assert forget_loss(unlearned, small, FORGET) > 10 * forget_loss(net, small, FORGET)
+    assert accuracy(unlearned, retain_set(small)) > 0.95
+    everything = salun(net, CE, small, FORGET, lr=0.05, batch_size=16, mask_ratio=1.0,
+                       epochs=1, random_state=0)
+    moved = torch.cat([(a != b).reshape(-1)
+                       for a, b in zip(everything.parameters(), params)])
+    assert moved.float().mean() > 0.9
+
+
+def test_neg_grad_plus_is_neg_grad_with_the_papers_defaults(small, net):
+    plus = neg_grad_plus(net, CE, small, FORGET, epochs=1, random_state=0)
+    same = neg_grad(net, CE, small, FORGET, epochs=1, lr=0.01, retain_weight=0.9999,
+                    batch_size=128, momentum=0.0, weight_decay=5e-4, random_state=0)
+    assert parameter_distance(plus, same) == 0
+    stronger = neg_grad_plus(net, CE, small, FORGET, retain_weight=0.8, lr=0.05,
+                             batch_size=32, random_state=0)
+    assert forget_loss(stronger, small, FORGET) > 2 * forget_loss(net, small, FORGET)
+    assert accuracy(stronger, retain_set(small)) > 0.95
+
+
+@pytest.mark.parametrize("method, kwargs, error, match", [
+    (scrub, {"temperature": 0.0}, ValueError, "temperature"),
+    (scrub, {"alpha": -1.0}, ValueError, "alpha"),
+    (scrub, {"gamma": float("nan")}, ValueError, "gamma"),
+    (scrub, {"max_epochs": -1}, ValueError, "max_epochs"),
+    (scrub, {"epochs": 1.5}, TypeError, "epochs"),
+    (scrub, {"forget_batch_size": 0}, ValueError, "forget_batch_size"),
+    (scrub, {"optimizer": "lbfgs"}, ValueError, "optimizer"),
+    (scrub, {"lr": "0.1"}, TypeError, "lr"),
+    (ssd, {"selection_weighting": 0.0}, ValueError, "selection_weighting"),
+    (ssd, {"dampening_constant": -1.0}, ValueError, "dampening_constant"),
+    (ssd, {"batch_size": 0}, ValueError, "batch_size"),
+    (ssd, {"random_state": -1}, ValueError, "random_state"),
+    (salun, {"mask_ratio": 0.0}, ValueError, "mask_ratio"),
+    (salun, {"mask_ratio": 1.5}, ValueError, "mask_ratio"),
+    (salun, {"mask_ratio": 1e-9}, ValueError, "mask_ratio"),
+    (salun, {"optimizer": "rmsprop"}, ValueError, "optimizer"),
+    (salun, {"epochs": 0}, ValueError, "epochs"),
+    (neg_grad_plus, {"retain_weight": 1.5}, ValueError, "retain_weight"),
+])
+def test_new_baselines_name_bad_arguments(small, net, method, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        method(net, CE, small, FORGET, **kwargs)
+
+
+def test_scrub_and_salun_need_classifier_outputs(small):
+    regression = torch.nn.Linear(64, 1).double()
+    targets = small[1].double()
+    with pytest.raises(ValueError, match="logits"):
+        scrub(torch.nn.Sequential(regression, torch.nn.Flatten(0)), torch.nn.MSELoss(),
+              (small[0], targets), FORGET)
+    with pytest.raises(TypeError, match="integer class labels"):
+        salun(regression, torch.nn.MSELoss(), (small[0], targets[:, None]), FORGET)
