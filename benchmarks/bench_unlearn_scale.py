@@ -37,10 +37,6 @@ the system (glibc ``malloc_trim``), reads ``VmRSS`` from ``/proc/self/status`` a
 resets the high-water mark by writing ``5`` to ``/proc/self/clear_refs``; after the
 call ``VmHWM - VmRSS(before)`` is the peak extra memory of the call (Linux only).
 
-The byte-level inputs are token ids: the default Gaussian perturbation of L-FOCI
-refuses them, so the GPT calls are run with ``perturbation=token_replacement(256)``
-added after the defaults' error is recorded.
-
 Run ``python benchmarks/bench_unlearn_scale.py`` (both models at full size; tens of
 minutes on 2 cores), ``--quick`` for a smoke run of a few minutes, or one model alone:
 ``python benchmarks/bench_unlearn_scale.py resnet --width 32``; ``--train-only`` trains
@@ -74,7 +70,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chatterjee.unlearn import Unlearner, token_replacement
+from chatterjee.unlearn import Unlearner
 
 GIB = 2 ** 30
 MIB = 2 ** 20
@@ -701,16 +697,8 @@ def gpt(args):
                 "group": [("document", len(sequences),
                            lambda u: u.forget(sequences.tolist()))]}
     print(f"  document removed: {path} ({len(sequences)} sequences)")
-    try:
-        Unlearner(copy.deepcopy(model), sequence_loss, train_data, random_state=0)
-        options = {}
-    except ValueError as error:
-        print(f"  Unlearner(model, loss_fn, (X, y), random_state=0) on token ids: "
-              f"ValueError: {error}")
-        options = {"perturbation": token_replacement(VOCAB)}
-        title += "; Unlearner(..., perturbation=token_replacement(256), random_state=0)"
     measured = measure_model(model, sequence_loss, train_data, test_data, removals,
-                             options, recipe, args)
+                             {}, recipe, args)
     print_table(title, model, measured, accuracy(model, test_data), n)
 
 

@@ -613,8 +613,13 @@ def test_token_model_with_replacement_perturbations_and_padding_mask():
     assert values.shape == (5, 8 + 16 + 8 + 2)
     copies = perturb(tokens[:2], 50, torch.Generator().manual_seed(1))
     assert copies.shape == (50, 2, 6) and bool((copies[:, 0, 4:] == 0).all())
-    with pytest.raises(ValueError, match="token_replacement"):
-        Unlearner(model, nn.CrossEntropyLoss(), (tokens, labels))
+    # the default perturbation of token ids: replacements from the embedding's
+    # vocabulary, its padding index left alone
+    default = Unlearner(model, nn.CrossEntropyLoss(), (tokens, labels))._perturb
+    copies = default(tokens[[0, 50]], 200, torch.Generator().manual_seed(1))
+    assert bool((copies[:, 0, 4:] == 0).all()) and int(copies.max()) < 20
+    changed = copies[:, 1] != tokens[50]
+    assert 0.05 < float(changed.double().mean()) < 0.15 and bool((copies[:, 1] != 0).all())
     u = Unlearner(model, nn.CrossEntropyLoss(), (tokens, labels), weight_decay=1e-3,
                   perturbation=perturb, position_mask=lambda t: t != 0, n_perturbations=64,
                   max_parameters=200, random_state=0)

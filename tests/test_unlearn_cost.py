@@ -10,7 +10,13 @@ from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from chatterjee.unlearn import Slice, SliceMap, Unlearner  # noqa: E402
 from chatterjee.unlearn._data import TrainingData  # noqa: E402
-from chatterjee.unlearn.curvature import BlockObjective, conjugate_gradients  # noqa: E402
+from chatterjee.unlearn import unlearner as unlearner_module  # noqa: E402
+from chatterjee.unlearn.curvature import (  # noqa: E402
+    BlockObjective,
+    conjugate_gradients,
+    damped_newton_step,
+    forward_flops,
+)
 from chatterjee.unlearn.kfac import KroneckerFactors, KroneckerPreconditioner  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -160,6 +166,89 @@ def test_curvature_sample_is_bounded_and_factors_are_reused():
         model[0].bias.add_(1e-3)
     u.forget(5)
     assert u._kronecker[1] is not factors
+
+
+def test_forward_flops_counts_the_matrix_products():
+    model = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 3))
+    # two per multiply-add, never below twice the parameters (the biases' additions)
+    assert forward_flops(model, torch.randn(7, 10)) == 2 * (10 * 20 + 20 + 20 * 3 + 3)
+    wide = nn.Sequential(nn.Linear(10, 20))
+    assert forward_flops(wide, torch.randn(7, 5, 10)) == 2 * 5 * 10 * 20   # 5 positions
+    conv = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1))
+    assert forward_flops(conv, torch.randn(2, 1, 8, 8)) == 2 * 4 * 9 * 64
+
+
+@pytest.mark.parametrize("compute", [0.05, 0.1, 0.4])
+def test_a_pass_keeps_to_its_compute_budget(monkeypatch, compute):
+    """Without the small-model floor, a pass costs about ``compute`` epochs: the
+    curvature sample is an eighth of the budget, the step is checked on twice as many,
+    and the conjugate-gradient iterations fill the rest (at least one)."""
+    monkeypatch.setattr(unlearner_module, "_SMALL_MODEL_FLOPS", 0)
+    torch.manual_seed(0)
+    n = 4000
+    model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 300)).double()
+    X, y = torch.randn(n, 6, dtype=torch.float64), torch.randint(0, 300, (n,))
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=1e-2,
+                  selection="gradient", max_slices=8, compute=compute, random_state=0)
+    u.forget(0)                                    # the factors are built here
+    report = u.forget([1, 2])
+    budget = int(compute * n)
+    m = max(32, budget // 8)
+    assert report.passes[0]["solver"] == "cg"
+    iterations = max(1, (budget - 3 * 2 * m) // (2 * m))
+    assert report.timings["product_samples"] <= iterations * m
+    assert report.timings["product_samples"] % m == 0
+    # gradients: the removed samples (twice: loss and slices), the scope before and
+    # after the pass; no pass over the retained data
+    assert report.timings["backward_samples"] <= 2 * 2 + 2 * 2 * m
+    spent = (report.timings["backward_samples"] + 2 * report.timings["product_samples"]
+             + report.timings["forward_samples"] / 3)
+    assert spent <= 1.5 * budget
+
+
+def test_factors_are_sampled_beyond_the_budget_and_decomposed_when_used():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 10)).double()
+    X, y = torch.randn(64, 5, dtype=torch.float64), torch.randint(0, 10, (64,))
+    layers = SliceMap(model).layers
+    data = TrainingData((X, y), batch_size=32)
+    exact = KroneckerFactors(model, nn.CrossEntropyLoss(), layers, data.batches(
+        torch.arange(64)), torch.Generator().manual_seed(0))
+    sampled = KroneckerFactors(model, nn.CrossEntropyLoss(), layers, data.batches(
+        torch.arange(64)), torch.Generator().manual_seed(0), sampled=True)
+    assert (exact.kind, exact.backward_samples) == ("fisher", 640)
+    assert (sampled.kind, sampled.backward_samples) == ("sampled_fisher", 64)
+    # same input factor, an unbiased estimate of the same output factor
+    assert torch.equal(exact.factors["0"][0], sampled.factors["0"][0])
+    G, G_sampled = exact.factors["2"][2], sampled.factors["2"][2]
+    assert float((G - G_sampled).norm()) < 0.5 * float(G.norm())
+    assert not sampled.factors.decomposed or set(sampled.factors.decomposed) == {"0", "2"}
+    fresh = KroneckerFactors(model, nn.CrossEntropyLoss(), layers, data.batches(
+        torch.arange(64)), torch.Generator())
+    assert not fresh.factors.decomposed and fresh.mean_curvature() > 0
+    fresh.solve("2", torch.arange(3), torch.randn(3, 9, dtype=torch.float64), 1e-3)
+    assert set(fresh.factors.decomposed) == {"2"}          # only the layer solved with
+
+
+def test_conjugate_gradient_steps_backtrack_without_new_products():
+    """A step from a curvature sample that underestimates the curvature raises the
+    objective: it is halved (a value check each) instead of solved again."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 1)).double()
+    X = torch.randn(400, 4, dtype=torch.float64)
+    X[:40] *= 0.1                                   # the curvature sample: small inputs
+    y = X @ torch.tensor([1.0, -2.0, 0.5, 1.0], dtype=torch.float64) + 1
+    slice_map = SliceMap(model)
+    objective = BlockObjective(model, lambda o, t: ((o[:, 0] - t) ** 2).mean(),
+                               TrainingData((X, y), batch_size=400), torch.arange(400),
+                               0.0, slice_map.block(slice_map.slices),
+                               curvature_samples=torch.arange(40))
+    theta = objective.theta
+    step, info = damped_newton_step(objective, theta, objective.gradient(theta),
+                                    kind="gauss_newton", max_dense=0, cg_iterations=5)
+    assert info["solver"] == "cg" and info["accepted"] and info["backtracked"] >= 2
+    assert info["objective_after"] < info["objective_before"]
+    assert objective.cost["product_samples"] <= 5 * 40      # one solve
 
 
 class LargestAllocation(TorchDispatchMode):

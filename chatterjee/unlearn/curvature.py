@@ -13,11 +13,12 @@ import warnings
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, hessian, jacrev, jvp, vjp, vmap
+from torch.utils.flop_counter import FlopCounterMode
 
 from .slices import unfused_attention
 
 __all__ = ["ACTIVATION_BUDGET", "DENSE_PRODUCTS", "BlockObjective", "SubspaceObjective",
-           "activation_bytes", "check_finite", "conjugate_gradients",
+           "activation_bytes", "check_finite", "forward_flops", "conjugate_gradients",
            "cross_entropy_class_dim", "damped_newton_step", "layer_directions",
            "output_curvature"]
 
@@ -90,6 +91,17 @@ def activation_bytes(model, inputs):
         for handle in handles:
             handle.remove()
     return total[0]
+
+
+def forward_flops(model, inputs):
+    """Floating-point operations of a forward pass of one sample of ``inputs``, as
+    :class:`torch.utils.flop_counter.FlopCounterMode` counts them (matrix products and
+    convolutions); at least twice the parameter count."""
+    floor = 2 * sum(p.numel() for p in model.parameters())
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), unfused_attention(), counter:
+        model(inputs[:1])
+    return max(floor, counter.get_total_flops())
 
 
 class BlockObjective:
@@ -175,10 +187,17 @@ class BlockObjective:
             total += w * grad(self._batch_loss)(theta, x, t)
         return total + self.weight_decay * theta - self.offset
 
-    def dense_is_cheap(self, theta, kind):
-        """Whether building the dense block takes at most :data:`DENSE_PRODUCTS`
-        products (exact Hessian: one per parameter) or output gradients per sample
-        (Gauss-Newton: one per model output)."""
+    def dense_is_cheap(self, theta, kind, budget=None):
+        """Whether building the dense block is cheap: within ``budget`` backward passes
+        per sample (a curvature product counts two; the exact Hessian takes one product
+        per parameter, the Gauss-Newton matrix one backward pass per model output or
+        one product per parameter, the fewer), or, without a budget, at most
+        :data:`DENSE_PRODUCTS` products or output gradients per sample."""
+        if budget is not None:
+            per_sample = 2 * theta.numel()
+            if kind == "gauss_newton":
+                per_sample = min(per_sample, self._outputs_per_sample())
+            return per_sample * self.curvature_samples.numel() <= budget
         if theta.numel() <= DENSE_PRODUCTS:
             return True
         return kind == "gauss_newton" and self._outputs_per_sample() <= DENSE_PRODUCTS
@@ -458,10 +477,10 @@ class SubspaceObjective:
         matrix = torch.cat([torch.cat([block, cross.T], 1), torch.cat([cross, inner], 1)])
         return 0.5 * (matrix + matrix.T)
 
-    def dense_is_cheap(self, c, kind):
+    def dense_is_cheap(self, c, kind, budget=None):
         """As the block's (the directions add one product each); always without one."""
         return self.block_objective is None or self.block_objective.dense_is_cheap(
-            self.block_objective.theta, kind)
+            self.block_objective.theta, kind, budget)
 
     def hessian_vector(self, c, vector, *, kind="exact"):
         """Curvature times one coordinate vector (float64 in and out)."""
@@ -546,16 +565,17 @@ def _orthonormal_outside(directions, positions, size, device, dtype, rtol=None):
 
 def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=4096,
                        cg_iterations=250, cg_tolerance=1e-10, max_damping_tries=12,
-                       preconditioner=None):
+                       preconditioner=None, dense_budget=None):
     """A Newton step on the block that never lets the retained objective rise.
 
     Solves ``(H + mu I) s = -g`` in float64, by Cholesky on the dense block when that
-    is cheap (:meth:`BlockObjective.dense_is_cheap`: at most ``max_dense`` parameters,
-    and at most :data:`DENSE_PRODUCTS` products or output gradients to build it), and
-    otherwise by conjugate gradients on curvature-vector products (no p x p matrix),
-    preconditioned by ``preconditioner`` when given. ``mu`` starts at 0 (a pure
-    Newton step) or, for an indefinite block, just above ``-lambda_min``; while the
-    step raises F_r, ``mu`` grows tenfold. If no damping lowers F_r, the step is zero.
+    is cheap (:meth:`BlockObjective.dense_is_cheap` with ``dense_budget``, and at most
+    ``max_dense`` parameters), and otherwise by conjugate gradients on
+    curvature-vector products (no p x p matrix), preconditioned by ``preconditioner``
+    when given. ``mu`` starts at 0 (a pure Newton step) or, for an indefinite block,
+    just above ``-lambda_min``; while the step raises F_r, ``mu`` grows tenfold (a
+    dense block) or the step is halved (conjugate gradients: no new products). If no
+    trial lowers F_r, the step is zero.
 
     Parameters
     ----------
@@ -563,6 +583,9 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
         ``(vector, damping) -> approximately (H + damping I)^{-1} vector`` with H the
         block curvature *without* weight decay (the damping passed includes it), such
         as a :class:`~chatterjee.unlearn.kfac.KroneckerPreconditioner`.
+    dense_budget : int, optional
+        Backward-pass samples the dense block may take to build (see
+        :meth:`BlockObjective.dense_is_cheap`).
 
     Returns
     -------
@@ -587,7 +610,7 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
     if scale == 0.0:
         return torch.zeros_like(theta), {**info, "damping": 0.0, "solver": None,
                                          "accepted": False, "objective_after": before}
-    if theta.numel() <= max_dense and objective.dense_is_cheap(theta, kind):
+    if theta.numel() <= max_dense and objective.dense_is_cheap(theta, kind, dense_budget):
         H = check_finite(objective.hessian(theta, kind=kind), "curvature")
         lam_max = float(H.diagonal().abs().max())
         mu = 0.0
@@ -626,18 +649,24 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
             return -x
 
     bump = max(lam_max or scale, 1e-12) * 1e-6
+    step = None
     for _ in range(max_damping_tries):
-        try:
-            step = check_finite(solve(mu), "Newton step")
-        except _NegativeCurvature as error:
-            mu = max(10 * mu, error.needed, bump)
-            continue
+        if step is None or lam_max is not None:
+            try:
+                step = check_finite(solve(mu), "Newton step")
+            except _NegativeCurvature as error:
+                mu = max(10 * mu, error.needed, bump)
+                continue
         candidate = theta + step.to(theta.dtype)
         after = check_finite(objective.value(candidate), "objective")
         if after <= before + 1e-13 * abs(before):
             return step.to(theta.dtype), {**info, "damping": mu, "accepted": True,
                                           "objective_after": after}
-        mu = max(10 * mu, bump)
+        if lam_max is None:         # conjugate gradients: backtrack along the step
+            step = 0.5 * step
+            info["backtracked"] = info.get("backtracked", 0) + 1
+        else:
+            mu = max(10 * mu, bump)
     return torch.zeros_like(theta), {**info, "damping": mu, "accepted": False,
                                      "objective_after": before}
 

@@ -21,10 +21,14 @@ with targets weighted by ``p``; beyond, one backward pass with targets drawn fro
 of the true targets are used (the empirical Fisher): a cruder approximation, which
 only preconditions (the Unlearner's conjugate-gradient solve uses exact products).
 
-The eigendecompositions of ``A`` and ``G`` are kept (in the model's dtype), so that the
-inverse of ``A (x) G[S, S] + damping`` on any subset S of a layer's units costs one
-small eigendecomposition of ``G[S, S]`` and a few matrix products.
+The eigendecomposition of a layer's ``A`` is computed when the layer is first solved
+with (a layer no block touches is never decomposed: for a convolution with 512 input
+channels ``A`` is 4609 x 4609, half a minute of CPU) and kept, in the model's dtype, so
+that the inverse of ``A (x) G[S, S] + damping`` on any subset S of a layer's units
+costs one small eigendecomposition of ``G[S, S]`` and a few matrix products.
 """
+
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -62,12 +66,17 @@ class KroneckerFactors:
         The curvature sample, batch by batch.
     generator : torch.Generator
         Draws the Monte Carlo targets (cross-entropy with many classes).
+    sampled : bool, default=False
+        Take a cross-entropy's curvature from one sampled target per position even
+        with at most :data:`EXACT_FISHER_CLASSES` classes (one backward pass per sample
+        instead of one per class).
 
     Attributes
     ----------
-    factors : dict of str to tuple
+    factors : mapping of str to tuple
         Per layer name: ``(eigenvalues_A, eigenvectors_A, G)``, ``A`` and ``G`` as
-        above (``G`` kept whole: subsets of units take its sub-blocks).
+        above (``G`` kept whole: subsets of units take its sub-blocks); ``A`` is
+        decomposed when its layer is first looked up.
     n_samples : int
         Samples the factors average over.
     kind : str
@@ -76,13 +85,13 @@ class KroneckerFactors:
         Backward passes the factors took, counted per sample (one per cotangent).
     """
 
-    def __init__(self, model, loss_fn, layers, batches, generator):
+    def __init__(self, model, loss_fn, layers, batches, generator, *, sampled=False):
         self.layers = {name: layer for name, layer in layers.items() if _supported(layer)}
         sums = {name: None for name in self.layers}
         n_samples, kind, self.backward_samples = 0, None, 0
         for inputs, targets in batches:
             batch_kind, moments, passes = self._batch_moments(model, loss_fn, inputs,
-                                                              targets, generator)
+                                                              targets, generator, sampled)
             kind = kind or batch_kind
             n_samples += inputs.shape[0]
             self.backward_samples += passes * inputs.shape[0]
@@ -92,15 +101,14 @@ class KroneckerFactors:
                               else (previous[0] + input_moment, previous[1] + gradient_moment,
                                     previous[2] + positions))
         self.n_samples, self.kind = n_samples, kind
-        self.factors, self._whole = {}, {}
+        self._moments = {}
         for name, summed in sums.items():
             if summed is None:          # the layer was not called on these samples
                 continue
             input_moment, gradient_moment, positions = summed
-            A = input_moment / positions
             G = gradient_moment / n_samples
-            eigenvalues, eigenvectors = _eigh(A)
-            self.factors[name] = (eigenvalues.clamp_min(0), eigenvectors, 0.5 * (G + G.T))
+            self._moments[name] = (input_moment / positions, 0.5 * (G + G.T))
+        self.factors, self._whole = _Decomposed(self._moments), {}
 
     def solve(self, name, units, right, damping, *, unit_wise=False):
         """``(A (x) G[S, S] + damping I)^{-1}`` applied to a units-by-input matrix.
@@ -140,18 +148,19 @@ class KroneckerFactors:
 
     def nbytes(self):
         """Bytes the factors hold (with the decompositions kept)."""
-        tensors = [t for factor in self.factors.values() for t in factor]
+        tensors = [t for pair in self._moments.values() for t in pair]
+        tensors += [t for factor in self.factors.decomposed.values() for t in factor[:2]]
         tensors += [t for pair in self._whole.values() for t in pair]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def mean_curvature(self):
         """Average eigenvalue of the factored blocks (the scale of the others)."""
-        values = [float(ea.mean()) * float(torch.diagonal(G).mean())
-                  for ea, _, G in self.factors.values()]
+        values = [float(torch.diagonal(A).mean()) * float(torch.diagonal(G).mean())
+                  for A, G in self._moments.values()]
         return sum(values) / len(values) if values else 0.0
 
     # ------------------------------------------------------------------------------
-    def _batch_moments(self, model, loss_fn, inputs, targets, generator):
+    def _batch_moments(self, model, loss_fn, inputs, targets, generator, sampled):
         """Summed input moments (with position counts) and gradient moments of a batch."""
         captured = {name: [] for name in self.layers}     # every call: (input, output)
 
@@ -171,7 +180,7 @@ class KroneckerFactors:
                 handle.remove()
         calls = [(name, index) for name, seen in captured.items()
                  for index in range(len(seen))]
-        cotangents, kind = _output_cotangents(outputs, targets, loss_fn, generator)
+        cotangents, kind = _output_cotangents(outputs, targets, loss_fn, generator, sampled)
         gradients = {call: [] for call in calls}
         for number, cotangent in enumerate(cotangents):
             found = torch.autograd.grad(outputs, [captured[n][i][1] for n, i in calls],
@@ -203,6 +212,30 @@ class KroneckerFactors:
             else:
                 moments[name] = (input_moment, gradient_moment, flat.shape[0])
         return kind, moments, len(cotangents)
+
+
+class _Decomposed(Mapping):
+    """Layer name -> ``(eigenvalues_A, eigenvectors_A, G)``, decomposing ``A`` on the
+    first lookup of its layer."""
+
+    def __init__(self, moments):
+        self._moments, self.decomposed = moments, {}
+
+    def __getitem__(self, name):
+        if name not in self.decomposed:
+            A, G = self._moments[name]
+            eigenvalues, eigenvectors = _eigh(A)
+            self.decomposed[name] = (eigenvalues.clamp_min(0), eigenvectors, G)
+        return self.decomposed[name]
+
+    def __iter__(self):
+        return iter(self._moments)
+
+    def __len__(self):
+        return len(self._moments)
+
+    def __contains__(self, name):
+        return name in self._moments
 
 
 def _eigh(matrix):
@@ -249,17 +282,18 @@ def _output_positions(module, gradient):
     return gradient.reshape(gradient.shape[0], gradient.shape[1], -1).transpose(1, 2)
 
 
-def _output_cotangents(outputs, targets, loss_fn, generator):
+def _output_cotangents(outputs, targets, loss_fn, generator, sampled=False):
     """Cotangents of the outputs whose outer products average to the loss curvature.
 
     Summed over the cotangents, the outer products are each sample's curvature of its
     loss in its outputs (exactly, or in expectation for sampled targets); see the
-    module docstring for the kinds.
+    module docstring for the kinds. ``sampled``: a cross-entropy's from one sampled
+    target whatever the number of classes.
     """
     batch = outputs.shape[0]
-    if outputs[0].numel() <= EXACT_FISHER_CLASSES:
-        return _hessian_roots(outputs.detach(), targets, loss_fn), "fisher"
     dim = cross_entropy_class_dim(outputs.detach(), targets, loss_fn)
+    if outputs[0].numel() <= EXACT_FISHER_CLASSES and not (sampled and dim is not None):
+        return _hessian_roots(outputs.detach(), targets, loss_fn), "fisher"
     if dim is None:
         loss = loss_fn(outputs, targets) * batch        # per-sample losses, summed
         (gradient,) = torch.autograd.grad(loss, outputs, retain_graph=True)
@@ -271,7 +305,7 @@ def _output_cotangents(outputs, targets, loss_fn, generator):
     # position's logits is (diag p - p p^T) / T, the second moment of these cotangents
     # scaled by 1 / sqrt(T).
     per_position = (logits[0].numel() // classes) ** -0.5
-    if classes <= EXACT_FISHER_CLASSES:
+    if classes <= EXACT_FISHER_CLASSES and not sampled:
         # sum_c p_c (e_c - p)(e_c - p)^T = diag(p) - p p^T
         root = probabilities.sqrt()
         cotangents = [((F.one_hot(torch.full_like(targets, c), classes).to(logits.dtype)

@@ -19,11 +19,12 @@ from .curvature import (
     check_finite,
     conjugate_gradients,
     damped_newton_step,
+    forward_flops,
     layer_directions,
 )
-from .kfac import KroneckerFactors, KroneckerPreconditioner
+from .kfac import EXACT_FISHER_CLASSES, KroneckerFactors, KroneckerPreconditioner
 from .noise import sekhari_noise_std
-from .perturb import gaussian_perturbation, perturbation_table
+from .perturb import gaussian_perturbation, perturbation_table, token_replacement
 from .select import SELECTIONS, cap_slices, check_explicit, lfoci_slices, rank_by_gradient
 from .slices import SliceMap, preserved_modes
 
@@ -122,7 +123,10 @@ class Unlearner:
         Perturbed copies per removal for ``"lfoci"``.
     perturbation : float or callable, default=0.1
         A float adds Gaussian noise with that standard deviation times the standard
-        deviation of the training inputs. A callable ``perturb(inputs, n_copies,
+        deviation of the training inputs; for integer inputs (token ids) it is the share
+        of tokens replaced by random ones (:func:`~chatterjee.unlearn.token_replacement`
+        over the vocabulary of the model's first ``nn.Embedding``, its ``padding_idx``
+        left alone). A callable ``perturb(inputs, n_copies,
         generator)`` returns ``(n_copies, *inputs.shape)`` perturbed copies (see
         :func:`~chatterjee.unlearn.token_replacement` for token inputs).
     max_slices : int, optional
@@ -143,17 +147,28 @@ class Unlearner:
         trains it further on the retained data, while the first step of
         ``"influence"`` is exactly the influence-function update
         ``w + (1/(n-k)) H^-1 sum_j (grad loss_j(w) + weight_decay w)``.
-    curvature : {"exact", "gauss_newton"}, default="exact"
-        The block Hessian, or the generalized Gauss-Newton matrix.
+    curvature : {"gauss_newton", "exact"}, default="gauss_newton"
+        The generalized Gauss-Newton matrix (positive semi-definite for a convex loss,
+        the Hessian for a model linear in its parameters), or the block Hessian.
     curvature_samples : int or None, default=512
-        Average the curvature over this many retained samples drawn at random (None:
-        all of them). Curvature products then cost a bounded amount whatever the size
-        of the training set; gradients always use all retained samples (see
-        ``step_control``). The K-FAC factors that precondition the conjugate-gradient
-        solve (and give ``acceleration="subspace"`` its per-layer directions) are
-        computed once on such a sample and reused across passes and calls; they are
-        recomputed once a tenth of the samples retained when they were computed has
-        been removed since, or when the model was changed outside the Unlearner.
+        Average the curvature over at most this many retained samples drawn at random
+        (None: all of them, whatever ``compute``). Curvature products then cost a
+        bounded amount whatever the size of the training set. The K-FAC factors that
+        precondition the conjugate-gradient solve (and give
+        ``acceleration="subspace"`` its per-layer directions) are computed once on such
+        a sample and reused across passes and calls; they are recomputed once a tenth
+        of the samples retained when they were computed has been removed since, or
+        when the model was changed outside the Unlearner.
+    compute : float, default=0.1
+        What one pass may cost, in training epochs (a sample's gradient counts one, a
+        curvature-vector product two): the curvature is averaged over at most an
+        eighth of ``compute * n`` samples (and ``curvature_samples``), the step is
+        checked on twice as many, a dense block is built only if that fits, and the
+        conjugate-gradient iterations fill the rest (at least one: the K-FAC step with
+        an exact line search on the sample). The K-FAC factors take half a pass's
+        budget when computed. A model whose pass costs little whatever the share of
+        the epoch gets the samples whose forward passes take 2^33 floating-point
+        operations (a few CPU-seconds), if that is more.
     max_passes : int, default=1
         Select-and-update passes per removal. The first pass uses the ``selection``
         rule; each later pass updates the slices where the retained objective's
@@ -175,10 +190,11 @@ class Unlearner:
         direction and makes the passes converge much faster when blocks are coupled
         (the class rows of a softmax), but a pass then moves every sliced parameter,
         each slice outside the block along those few directions only.
-    step_control : {"retained", "subsample"}, default="retained"
-        Where the passes' gradients are taken and each step is checked (damped until
-        it does not raise the objective). ``"retained"``: on all retained samples (a
-        pass over them per trial step and after each pass). ``"subsample"``: on
+    step_control : {None, "retained", "subsample"}, default=None
+        Where the passes' gradients are taken and each step is checked (damped or
+        shortened until it does not raise the objective). None: ``"subsample"`` with
+        ``objective="influence"``, else ``"retained"``. ``"retained"``: on all
+        retained samples (a pass over them per trial step and after each pass). ``"subsample"``: on
         ``2 * curvature_samples`` random retained samples drawn once per call: the
         ``curvature_samples`` the curvature is averaged over and as many others, so
         the check also sees samples the quadratic model was not built from. The
@@ -213,12 +229,13 @@ class Unlearner:
         Samples per forward pass over the training data (default: the DataLoader's,
         else 1024).
     max_dense : int, default=4096
-        Blocks with at most this many parameters, and cheap to build (at most 256
-        curvature products, or a Gauss-Newton block of a model with at most 256
-        outputs per sample), are solved with a dense float64 Cholesky factorization;
-        others by conjugate gradients on curvature-vector products preconditioned by
-        K-FAC (no p x p matrix), to a relative residual of 1e-4 when the curvature is
-        a sample's (1e-10 with ``curvature_samples=None``).
+        Blocks with at most this many parameters, and cheap to build (within the
+        pass's ``compute``; with ``curvature_samples=None``, at most 256 curvature
+        products, or a Gauss-Newton block of a model with at most 256 outputs per
+        sample), are solved with a dense float64 Cholesky factorization; others by
+        conjugate gradients on curvature-vector products preconditioned by K-FAC (no
+        p x p matrix), to a relative residual of 1e-4 when the curvature is a
+        sample's (1e-10 with ``curvature_samples=None``) or until the budget is spent.
     random_state : None, int or numpy.random.Generator, default=None
         Seeds perturbations, L-FOCI, random selections, curvature subsamples and noise.
 
@@ -281,9 +298,9 @@ class Unlearner:
 
     def __init__(self, model, loss_fn, train_data, *, weight_decay=0.0, selection="lfoci",
                  n_perturbations=256, perturbation=0.1, max_slices=None,
-                 max_parameters=0.3, objective="influence", curvature="exact",
-                 curvature_samples=512, max_passes=1, acceleration=None,
-                 step_control="retained", tol=1e-10,
+                 max_parameters=0.3, objective="influence", curvature="gauss_newton",
+                 curvature_samples=512, compute=0.1, max_passes=1, acceleration=None,
+                 step_control=None, tol=1e-10,
                  noise=None, epsilon=1.0, delta=1e-5, budget=None, position_mask=None, batch_size=None, max_dense=4096,
                  random_state=None):
         if not isinstance(model, torch.nn.Module):
@@ -301,7 +318,9 @@ class Unlearner:
         self.data = TrainingData(train_data, batch_size=batch_size)
         with preserved_modes(model):        # a forward pass must not touch BatchNorm
             model.eval()
-            self._sample_bytes = max(1, activation_bytes(model, self.data.get([0])[0]))
+            first = self.data.get([0])[0]
+            self._sample_bytes = max(1, activation_bytes(model, first))
+            self._sample_flops = forward_flops(model, first)
         if batch_size is None:              # a batch's activations (with their tangents)
             self.data.batch_size = max(1, min(self.data.batch_size,          # fit the budget
                                               ACTIVATION_BUDGET // (3 * self._sample_bytes)))
@@ -326,12 +345,15 @@ class Unlearner:
         self.curvature = curvature
         self.curvature_samples = None if curvature_samples is None else _check_int(
             curvature_samples, "curvature_samples", low=1)
+        self.compute = _check_real(compute, "compute", low=0.0)
         self.max_passes = _check_int(max_passes, "max_passes", low=1)
         if acceleration not in (None, "subspace"):
             raise ValueError(f"acceleration must be None or 'subspace', got {acceleration!r}")
         self.acceleration = acceleration
+        if step_control is None:
+            step_control = "subsample" if objective == "influence" else "retained"
         if step_control not in ("retained", "subsample"):
-            raise ValueError(f"step_control must be 'retained' or 'subsample', "
+            raise ValueError(f"step_control must be None, 'retained' or 'subsample', "
                              f"got {step_control!r}")
         if step_control == "subsample" and objective != "influence":
             # without the influence offset the subsample's own optimum would be the target
@@ -459,7 +481,7 @@ class Unlearner:
         # step_control="subsample": the curvature on m random retained samples, the
         # gradients and the step check on those and m others: never on all of them
         scope, curvature = retained, None
-        m = self.curvature_samples
+        m = self._sample_size(len(retained))
         if self.step_control == "subsample" and m is not None and 2 * m <= len(retained):
             drawn = self._rng.choice(len(retained), 2 * m, replace=False)
             curvature = retained[torch.from_numpy(np.sort(drawn[:m]))]
@@ -489,23 +511,32 @@ class Unlearner:
             tick = time.perf_counter()
             sample = self._curvature_samples(retained) if curvature is None else curvature
             objective = self._objective(scope, slices, offset, sample)
+            # what the pass may spend on its solve: the budget less the gradient and
+            # step checks on the scope (about 3 backward-equivalents per sample)
+            solve_budget = (None if sample is None else
+                            max(2 * len(sample), self._pass_budget() - 3 * len(scope)))
             if self.acceleration == "subspace":
                 full = self._objective(scope, self.slice_map.slices, offset, sample)
                 info = self._subspace_step(objective, full, gradient, steps, retained,
-                                           _cg_tolerance(sample))
+                                           _cg_tolerance(sample), solve_budget)
             else:
                 theta = objective.theta
                 block_gradient = objective.block.gather(gradient).to(theta.dtype)
-                preconditioner = None
+                preconditioner, iterations = None, _CG_ITERATIONS
                 if theta.numel() > self.max_dense or not objective.dense_is_cheap(
-                        theta, self.curvature):     # conjugate gradients: precondition
+                        theta, self.curvature, solve_budget):  # conjugate gradients
                     preconditioner = KroneckerPreconditioner(
                         self._kronecker_factors(retained), self.slice_map,
                         objective.block, objective.params)
+                    if solve_budget is not None:    # a product: ~2 backward per sample
+                        iterations = max(1, min(iterations,
+                                                solve_budget // (2 * len(sample))))
                 step, info = damped_newton_step(objective, theta, block_gradient,
                                                 kind=self.curvature, max_dense=self.max_dense,
                                                 preconditioner=preconditioner,
-                                                cg_tolerance=_cg_tolerance(sample))
+                                                cg_iterations=iterations,
+                                                cg_tolerance=_cg_tolerance(sample),
+                                                dense_budget=solve_budget)
                 objective.block.write(self.model, theta + step)
                 info = {**info, "n_parameters": theta.numel(), "n_directions": 0}
             timings["newton"] += time.perf_counter() - tick
@@ -598,23 +629,48 @@ class Unlearner:
             removed_then, factors = self._kronecker
             if len(self.removed) - removed_then <= 0.1 * (self.data.n_samples - removed_then):
                 return factors
-        sample = self._curvature_samples(retained)
+        size = self.curvature_samples
+        if size is not None:        # half a pass's budget, once per refresh
+            size = min(size, len(retained),
+                       max(_MIN_CURVATURE_SAMPLES, self._pass_budget() // 2))
+        sample = self._curvature_samples(retained, size)
         sample = retained if sample is None else sample
         generator = torch.Generator().manual_seed(int(self._rng.integers(2 ** 63)))
+        # exact per class (up to 16 classes) only if that fits the budget too
+        sampled = (self.curvature_samples is not None and
+                   EXACT_FISHER_CLASSES * len(sample) > self._pass_budget())
         factors = KroneckerFactors(self.model, self.loss_fn, self.slice_map.layers,
-                                   self.data.batches(sample), generator)
+                                   self.data.batches(sample), generator, sampled=sampled)
         self._cost["backward_samples"] += factors.backward_samples
         self._kronecker = (len(self.removed), factors)
         return factors
 
-    def _curvature_samples(self, retained):
-        """A random subsample of the retained samples for the curvature, or None."""
-        if self.curvature_samples is None or self.curvature_samples >= len(retained):
+    def _curvature_samples(self, retained, size=None):
+        """A random subsample of the retained samples for the curvature (``size``, by
+        default :meth:`_sample_size`), or None for all of them."""
+        size = self._sample_size(len(retained)) if size is None else size
+        if size is None or size >= len(retained):
             return None
-        chosen = self._rng.choice(len(retained), self.curvature_samples, replace=False)
+        chosen = self._rng.choice(len(retained), size, replace=False)
         return retained[torch.from_numpy(np.sort(chosen))]
 
-    def _subspace_step(self, objective, full, gradient, steps, retained, cg_tolerance):
+    def _pass_budget(self):
+        """Backward-pass samples (a product counts two) one pass may spend: ``compute``
+        epochs, or at least the samples whose forward passes take 2^33 operations."""
+        return max(int(self.compute * self.data.n_samples),
+                   _SMALL_MODEL_FLOPS // self._sample_flops)
+
+    def _sample_size(self, n_retained):
+        """Samples the curvature is averaged over in a call: ``curvature_samples``, at
+        most an eighth of the pass budget (a step checked on twice as many and a few
+        products must fit in it), None for all retained samples."""
+        if self.curvature_samples is None:
+            return None
+        return min(self.curvature_samples, n_retained,
+                   max(_MIN_CURVATURE_SAMPLES, self._pass_budget() // 8))
+
+    def _subspace_step(self, objective, full, gradient, steps, retained, cg_tolerance,
+                       solve_budget):
         """One accelerated pass: a damped Newton step over the block of ``objective``
         and the directions (earlier ``steps`` and per-layer preconditioned gradients),
         written into the model; the full step is appended to ``steps``."""
@@ -625,12 +681,15 @@ class Unlearner:
                                       max_directions=max(1, budget - len(steps) - 1))
         block = objective
         if objective.theta.numel() > self.max_dense or not objective.dense_is_cheap(
-                objective.theta, self.curvature):
+                objective.theta, self.curvature, solve_budget):
             # Too large for a dense solve, the block enters by its own Newton step
             # (K-FAC-preconditioned conjugate gradients): one more direction, and the
             # pass solves a small dense problem over the directions.
+            iterations = _CG_ITERATIONS if solve_budget is None else max(1, min(
+                _CG_ITERATIONS, solve_budget // (2 * objective.curvature_samples.numel())))
             directions.insert(0, self._block_newton_direction(objective, full, gradient,
-                                                              factors, cg_tolerance))
+                                                              factors, cg_tolerance,
+                                                              iterations))
             block = None
         subspace = SubspaceObjective(block, full, steps + directions)
         theta = subspace.theta
@@ -638,14 +697,15 @@ class Unlearner:
         step, info = damped_newton_step(subspace, theta, coordinates_gradient.to(theta.dtype),
                                         kind=self.curvature,
                                         max_dense=self.max_dense if block is not None else theta.numel(),
-                                        cg_tolerance=cg_tolerance)
+                                        cg_tolerance=cg_tolerance, dense_budget=solve_budget)
         full_step = subspace.step_in_full(step)
         full.block.write(self.model, full.theta + full_step.to(full.theta.dtype))
         steps.append(full_step)
         return {**info, "n_parameters": int((full_step != 0).sum()),
                 "n_directions": subspace.Q.shape[1]}
 
-    def _block_newton_direction(self, objective, full, gradient, factors, tolerance):
+    def _block_newton_direction(self, objective, full, gradient, factors, tolerance,
+                                iterations):
         """``-H_PP^{-1} g_P`` of the block P, by K-FAC-preconditioned conjugate gradients
         (stopped at a direction of negative curvature), as a vector over ``full``."""
         theta = objective.theta
@@ -656,7 +716,7 @@ class Unlearner:
         solution, _ = conjugate_gradients(
             lambda v: check_finite(objective.hessian_vector(theta, v, kind=self.curvature),
                                    "curvature"),
-            g, tol=tolerance * float(g.norm()), max_iter=_CG_ITERATIONS,
+            g, tol=tolerance * float(g.norm()), max_iter=iterations,
             precondition=lambda r: preconditioner(r.to(theta.dtype), damping).double())
         zeros = {name: torch.zeros_like(objective.params[name]) for name in full.block.rows}
         return full.block.gather(objective.block.scatter(zeros, -solution.to(theta.dtype)))
@@ -801,11 +861,19 @@ class Unlearner:
         scale = _check_real(perturbation, "perturbation", low=0.0)
         inputs, _ = self.data.get(torch.arange(min(self.data.n_samples, 10_000)))
         if not torch.is_floating_point(inputs):
-            if self.selection == "lfoci":
-                raise ValueError(
-                    "the training inputs are not floating point (token ids?): pass a "
-                    "perturbation callable such as chatterjee.unlearn.token_replacement")
-            return None
+            # token ids: replace that share of them by tokens drawn from the vocabulary
+            # of the model's first embedding (or the ids seen, without one)
+            if self.selection != "lfoci" or scale == 0:
+                return None
+            if inputs.dtype == torch.bool or inputs.numel() == 0 or int(inputs.min()) < 0:
+                raise ValueError("the training inputs are neither floating point nor "
+                                 "token ids: pass a perturbation callable")
+            embeddings = [m for m in self.model.modules() if isinstance(m, torch.nn.Embedding)]
+            if not embeddings:
+                return token_replacement(int(inputs.max()) + 1, rate=min(scale, 1.0))
+            padding = embeddings[0].padding_idx         # padding stays padding
+            return token_replacement(embeddings[0].num_embeddings, rate=min(scale, 1.0),
+                                     protected=() if padding is None else (padding,))
         spread = float(inputs.double().std())
         return gaussian_perturbation(scale * (spread if spread > 0 else 1.0))
 
@@ -817,6 +885,12 @@ _MAX_DIRECTIONS = 32
 _DIRECTIONS_MEMORY = 512 * 2**20
 # Most products of the conjugate-gradient solve that gives a large block's direction.
 _CG_ITERATIONS = 250
+# A pass's budget is never below the samples whose forward passes take this many
+# floating-point operations (a few CPU-seconds: a small model's pass costs little
+# whatever the share of an epoch), and its curvature is never averaged over fewer
+# than _MIN_CURVATURE_SAMPLES samples.
+_SMALL_MODEL_FLOPS = 2 ** 33
+_MIN_CURVATURE_SAMPLES = 32
 
 
 def _cg_tolerance(curvature_sample):
