@@ -1,6 +1,6 @@
 """What one ``Unlearner.forget`` costs on real architectures, in training epochs.
 
-Two models, trained here (seeded) and cached outside the repository, are unlearned with
+Three models, trained here (seeded) and cached outside the repository, are unlearned with
 the Unlearner's defaults, ``Unlearner(model, loss_fn, (X, y), random_state=0)``:
 
 resnet
@@ -16,13 +16,17 @@ gpt
     ``.py`` files: each file is a document, cut into sequences of ``context + 1`` bytes
     (inputs the first ``context``, targets the next byte at every position). Documents
     are split between training and test. AdamW with weight decay, one-cycle schedule.
+mlp
+    A ReLU MLP 1024-8192-8192-4096-10 (109M parameters) on the same padded digits,
+    flattened: the model of at least 100M parameters, which must complete within the
+    memory bound. SGD with momentum and weight decay, one-cycle schedule.
 
 For each model the script times one training epoch before the removals and one after
 (the faster is the unit of every ratio), and between them, each on a fresh copy of the
 trained model with a fresh Unlearner: ``forget`` of one random sample, a second single
 ``forget`` on that same Unlearner (what a call costs once the K-FAC factors and the
 retained gradient sum are cached), ``forget`` of 32 random samples, and
-``forget_class`` (ResNet) or ``forget`` of every sequence of one document (GPT). Per
+``forget_class`` (ResNet, MLP) or ``forget`` of every sequence of one document (GPT). Per
 call: wall and CPU seconds and their ratio to the epoch, the fraction of the time some
 task waited for a CPU (``/proc/pressure/cpu``: the machine may be shared), the report's
 phases and pass counts, the peak extra resident memory against the bound ``4 x
@@ -202,6 +206,21 @@ class ByteGPT(nn.Module):
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         x = self.tokens(tokens) + self.positions(positions)
         return self.head(self.ln(self.blocks(x)))
+
+
+class WideMLP(nn.Module):
+    """A ReLU MLP on flattened 32x32 images: 1024 -> width -> width -> width/2 -> 10
+    (109M parameters at width 8192)."""
+
+    def __init__(self, width=8192, n_inputs=1024, n_classes=10):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(n_inputs, width), nn.ReLU(),
+                                 nn.Linear(width, width), nn.ReLU(),
+                                 nn.Linear(width, width // 2), nn.ReLU(),
+                                 nn.Linear(width // 2, n_classes))
+
+    def forward(self, x):
+        return self.net(x)
 
 
 # ------------------------------------------------------------------------ data
@@ -702,13 +721,43 @@ def gpt(args):
     print_table(title, model, measured, accuracy(model, test_data), n)
 
 
-MODELS = {"resnet": resnet, "gpt": gpt}
+def mlp(args):
+    """Train (or load) the wide MLP (>= 100M parameters), time an epoch and the
+    removals."""
+    train_data, test_data = mnist32(args.samples, args.seed)
+    recipe = {"optimizer": "sgd", "lr": 0.02, "weight_decay": 5e-4,
+              "batch_size": 128, "epochs": args.mlp_epochs}
+    title = (f"MLP 1024-{args.mlp_width}-{args.mlp_width}-{args.mlp_width // 2}-10, "
+             f"mnist5k padded to 32x32: {len(train_data[1])} training / "
+             f"{len(test_data[1])} test digits")
+    print(f"{title}; recipe {recipe}, seed {args.seed}", flush=True)
+    model = trained(f"mlp-w{args.mlp_width}", lambda: WideMLP(args.mlp_width),
+                    classification_loss, train_data, recipe, args.seed, args.cache_dir)
+    if args.train_only:
+        return
+    rng = np.random.default_rng(args.seed)
+    n = len(train_data[1])
+    label = int(rng.integers(10))
+    one, another = (int(i) for i in rng.choice(n, 2, replace=False))
+    batch = [int(i) for i in rng.choice(n, 32, replace=False)]
+    n_class = int((train_data[1] == label).sum())
+    removals = {"one": [("1 sample", 1, lambda u: u.forget(one)),
+                        ("1 sample, warm", 1, lambda u: u.forget(another))],
+                "batch": [("32 samples", 32, lambda u: u.forget(batch))],
+                "group": [("class", n_class, lambda u: u.forget_class(label))]}
+    print(f"  class removed: {label} ({n_class} samples)")
+    measured = measure_model(model, classification_loss, train_data, test_data, removals,
+                             {}, recipe, args)
+    print_table(title, model, measured, accuracy(model, test_data), n)
+
+
+MODELS = {"resnet": resnet, "gpt": gpt, "mlp": mlp}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="*", metavar="model",
-                        help="resnet and/or gpt (default: both)")
+                        help="resnet, gpt and/or mlp (default: all three)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: tiny widths, few samples (minutes)")
     parser.add_argument("--seed", type=int, default=0)
@@ -725,6 +774,9 @@ def main(argv=None):
     parser.add_argument("--doc-sequences", type=int, default=128,
                         help="most sequences cut from one file")
     parser.add_argument("--gpt-epochs", type=int, default=2)
+    parser.add_argument("--mlp-width", type=int, default=8192,
+                        help="MLP hidden width (8192: 109M parameters)")
+    parser.add_argument("--mlp-epochs", type=int, default=2)
     parser.add_argument("--removals", nargs="+", default=["one", "batch", "group"],
                         choices=["one", "batch", "group"],
                         help="one: a sample, then another on the same Unlearner; batch: 32 "
@@ -745,6 +797,7 @@ def main(argv=None):
         args.width, args.samples, args.resnet_epochs = 8, 1000, 3
         args.gpt_width, args.gpt_layers, args.gpt_samples = 64, 2, 1000
         args.gpt_test, args.doc_sequences, args.gpt_epochs = 200, 64, 2
+        args.mlp_width, args.mlp_epochs = 512, 2
     torch.set_num_threads(args.threads)
     print(f"# bench_unlearn_scale ({datetime.date.today()}, "
           f"{platform.processor() or 'cpu'}, {os.cpu_count()} cores, "

@@ -7,6 +7,7 @@ from torch import nn  # noqa: E402
 from torch.func import functional_call, hessian, jacrev  # noqa: E402
 
 from chatterjee.unlearn.curvature import cross_entropy_class_dim  # noqa: E402
+from chatterjee.unlearn import kfac  # noqa: E402
 from chatterjee.unlearn.kfac import KroneckerFactors  # noqa: E402
 from chatterjee.unlearn.slices import SliceMap  # noqa: E402
 
@@ -109,6 +110,29 @@ def test_solve_inverts_the_damped_sub_block():
     right = torch.randn(3, 7, dtype=torch.float64)
     solved = factors.solve("2", units, right, 0.1)
     assert torch.allclose(matrix @ solved.reshape(-1), right.reshape(-1), atol=1e-10)
+
+
+def test_wide_layers_use_factored_damping(monkeypatch):
+    """Beyond EIGH_DIMENSION input rows, the solve inverts (A + pi sqrt(d) I) (x)
+    (G_SS + sqrt(d) / pi I), without decomposing A; the factor is kept."""
+    monkeypatch.setattr(kfac, "EIGH_DIMENSION", 4)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 5)).double().eval()
+    x, y = torch.randn(30, 4, dtype=torch.float64), torch.randint(0, 5, (30,))
+    factors = KroneckerFactors(model, nn.CrossEntropyLoss(), SliceMap(model).layers,
+                               [(x, y)], torch.Generator())
+    units, damping = torch.tensor([0, 2, 3]), 0.1
+    A, G = factors._moments["2"]
+    G_S = G[units][:, units]
+    pi = (float(torch.diagonal(A).mean()) / float(torch.diagonal(G_S).mean())) ** 0.5
+    matrix = torch.kron(G_S + damping ** 0.5 / pi * torch.eye(3, dtype=torch.float64),
+                        A + pi * damping ** 0.5 * torch.eye(7, dtype=torch.float64))
+    right = torch.randn(3, 7, dtype=torch.float64)
+    solved = factors.solve("2", units, right, damping)
+    assert torch.allclose(matrix @ solved.reshape(-1), right.reshape(-1), atol=1e-10)
+    assert "2" not in factors.factors.decomposed and "2" in factors._cholesky
+    again = factors.solve("2", units, right, damping)
+    assert torch.equal(solved, again)
 
 
 def test_many_classes_are_sampled_and_other_losses_use_true_targets():

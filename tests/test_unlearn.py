@@ -378,12 +378,13 @@ def test_subsample_step_control_never_passes_over_the_retained_data(acceleration
         assert np.isnan(report.retained_gradient_norm_before)
         assert np.isnan(report.retained_gradient_norm_after)
         targets = [p["target_gradient_norm"] for p in report.passes]
-        assert all(np.isfinite(targets))
+        # after the last pass the subsample's gradient is not computed (nothing needs it)
+        assert all(np.isfinite(targets[:-1])) and np.isnan(targets[-1])
         # Without acceleration the passes are block Newton steps on the subsample's
         # quadratic model; the accelerated passes' layer directions come from K-FAC
         # factors of another curvature sample (computed once per model, not per pass),
         # so on this 300-sample problem they only keep the gradient from growing.
-        assert targets[-1] < targets[0] * (1 if acceleration is None else 1.1)
+        assert targets[-2] < targets[0] * (1 if acceleration is None else 1.1)
         assert all(p["objective_after"] <= p["objective_before"] for p in report.passes)
     assert max(touched) <= 80            # removed samples and the subsample only
     for scope, curvature in samples:     # the step is checked on 40 more samples

@@ -206,6 +206,24 @@ def test_a_pass_keeps_to_its_compute_budget(monkeypatch, compute):
     assert spent <= 1.5 * budget
 
 
+def test_selection_of_a_large_removal_keeps_to_the_budget(monkeypatch):
+    """L-FOCI's perturbed copies of a large removal cost at most a pass's budget in
+    forward passes: a random subset of the removed samples is perturbed."""
+    monkeypatch.setattr(unlearner_module, "_SMALL_MODEL_FLOPS", 0)
+    torch.manual_seed(0)
+    n = 3000
+    model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3)).double()
+    X, y = torch.randn(n, 6, dtype=torch.float64), torch.randint(0, 3, (n,))
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), n_perturbations=100,
+                  random_state=0)
+    report = u.forget(list(range(200)))
+    budget = int(0.1 * n)
+    removed = 2 * 200                                     # their loss, before and after
+    checks = report.timings["forward_samples"] - removed - 100 * (3 * budget // 100)
+    assert 0 <= checks <= 13 * 2 * max(32, budget // 8)   # the step checks, at most 13
+    assert report.slices
+
+
 def test_factors_are_sampled_beyond_the_budget_and_decomposed_when_used():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 10)).double()

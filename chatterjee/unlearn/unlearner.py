@@ -51,7 +51,8 @@ class ForgetReport:
         ``objective_after`` (the objective the step solves; with
         ``step_control="subsample"``, the subsample's), ``retained_gradient_norm`` and
         ``target_gradient_norm`` (the norm of that objective's gradient; the same for
-        ``objective="retained"``), after the pass.
+        ``objective="retained"``), after the pass (nan after the last pass with
+        ``step_control="subsample"``: not computed, as nothing else needs it).
     removed_loss_before, removed_loss_after : float
         Mean loss of the removed samples.
     retained_gradient_norm_before, retained_gradient_norm_after : float
@@ -120,7 +121,10 @@ class Unlearner:
         linear and convolutional parameters). A list of :class:`Slice` (or
         ``(module_name, unit)`` pairs): exactly those.
     n_perturbations : int, default=256
-        Perturbed copies per removal for ``"lfoci"``.
+        Perturbed copies per removal for ``"lfoci"``. A copy perturbs every removed
+        sample, or, when their forward passes would cost more than a pass's
+        ``compute`` (three forward passes for a backward one), a random subset of them
+        drawn once per call.
     perturbation : float or callable, default=0.1
         A float adds Gaussian noise with that standard deviation times the standard
         deviation of the training inputs; for integer inputs (token ids) it is the share
@@ -502,7 +506,7 @@ class Unlearner:
         everything = self.slice_map.block(self.slice_map.slices)
         start = (everything.gather(_detached(self.model)).clone()
                  if self.acceleration == "subspace" else None)
-        for _ in range(self.max_passes):
+        for number in range(self.max_passes):
             if report.passes and report.passes[-1]["target_gradient_norm"] <= self.tol:
                 break
             tick = time.perf_counter()
@@ -541,6 +545,12 @@ class Unlearner:
                 info = {**info, "n_parameters": theta.numel(), "n_directions": 0}
             timings["newton"] += time.perf_counter() - tick
             updated.extend(s for s in slices if s not in updated)
+            if number + 1 == self.max_passes and len(scope) < len(retained):
+                # a subsample's gradient after the last pass would serve the report only
+                report.passes.append({**info, "slices": slices,
+                                      "retained_gradient_norm": float("nan"),
+                                      "target_gradient_norm": float("nan")})
+                break
             gradient = self._scope_gradient(scope, retained)
             if len(scope) == len(retained):
                 report.retained_gradient_norm_after = _norm(gradient)
@@ -591,6 +601,13 @@ class Unlearner:
             ranked = [self.slice_map.slices[i] for i in order]
             return cap_slices(ranked, self.slice_map, **caps)
         if self.selection == "lfoci":
+            # the copies' forward passes take at most a pass's budget (three forward
+            # passes a backward one): a large removal is represented by a random
+            # subset of its samples
+            most = max(1, 3 * self._pass_budget() // self.n_perturbations)
+            if len(removed) > most:
+                subset = self._rng.choice(len(removed), most, replace=False)
+                removed = removed[torch.from_numpy(np.sort(subset))]
             inputs, targets = self.data.get(removed)
             generator = torch.Generator().manual_seed(int(self._rng.integers(2 ** 63)))
             activations, losses, columns = perturbation_table(
