@@ -122,7 +122,7 @@ def test_wide_layers_use_factored_damping(monkeypatch):
     factors = KroneckerFactors(model, nn.CrossEntropyLoss(), SliceMap(model).layers,
                                [(x, y)], torch.Generator())
     units, damping = torch.tensor([0, 2, 3]), 0.1
-    A, G = factors._moments["2"]
+    A, G = factors.input_factor("2"), factors._gradient["2"]
     G_S = G[units][:, units]
     pi = (float(torch.diagonal(A).mean()) / float(torch.diagonal(G_S).mean())) ** 0.5
     matrix = torch.kron(G_S + damping ** 0.5 / pi * torch.eye(3, dtype=torch.float64),
@@ -130,7 +130,7 @@ def test_wide_layers_use_factored_damping(monkeypatch):
     right = torch.randn(3, 7, dtype=torch.float64)
     solved = factors.solve("2", units, right, damping)
     assert torch.allclose(matrix @ solved.reshape(-1), right.reshape(-1), atol=1e-10)
-    assert "2" not in factors.factors.decomposed and "2" in factors._cholesky
+    assert not factors.factors.decomposed and "2" in factors._cholesky
     again = factors.solve("2", units, right, damping)
     assert torch.equal(solved, again)
 

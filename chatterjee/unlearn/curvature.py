@@ -515,6 +515,7 @@ def layer_directions(objective, gradient, layers, factors, *, max_directions):
     """
     floor = 1e-8 * factors.mean_curvature() + torch.finfo(torch.float64).tiny
     damping = objective.weight_decay + floor
+    factors.prepare(layers)
     pieces = []
     for name, layer in layers.items():
         names = [param for param in (layer.weight, layer.bias) if param is not None]
@@ -575,7 +576,9 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
     when given. ``mu`` starts at 0 (a pure Newton step) or, for an indefinite block,
     just above ``-lambda_min``; while the step raises F_r, ``mu`` grows tenfold (a
     dense block) or the step is halved (conjugate gradients: no new products). If no
-    trial lowers F_r, the step is zero.
+    trial lowers F_r, the step is zero. A rise within ten rounding units of the
+    model's dtype (relative to F_r; 1e-13 at least) counts as none: for a float32
+    model the objective is not resolved more finely.
 
     Parameters
     ----------
@@ -649,6 +652,8 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
             return -x
 
     bump = max(lam_max or scale, 1e-12) * 1e-6
+    # a rise below the rounding of a loss summed in the model's dtype is no rise
+    slack = max(1e-13, 10 * torch.finfo(theta.dtype).eps) * abs(before)
     step = None
     for _ in range(max_damping_tries):
         if step is None or lam_max is not None:
@@ -659,7 +664,7 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
                 continue
         candidate = theta + step.to(theta.dtype)
         after = check_finite(objective.value(candidate), "objective")
-        if after <= before + 1e-13 * abs(before):
+        if after <= before + slack:
             return step.to(theta.dtype), {**info, "damping": mu, "accepted": True,
                                           "objective_after": after}
         if lam_max is None:         # conjugate gradients: backtrack along the step

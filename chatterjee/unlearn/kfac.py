@@ -30,6 +30,7 @@ costs one small eigendecomposition of ``G[S, S]`` and a few matrix products. Bey
 Cholesky-factorized.
 """
 
+import collections
 from collections.abc import Mapping
 
 import torch
@@ -95,28 +96,73 @@ class KroneckerFactors:
 
     def __init__(self, model, loss_fn, layers, batches, generator, *, sampled=False):
         self.layers = {name: layer for name, layer in layers.items() if _supported(layer)}
+        self._model, self._batches = model, []      # the sample's inputs, kept
         sums = {name: None for name in self.layers}
         n_samples, kind, self.backward_samples = 0, None, 0
+        self.cost = collections.Counter()
         for inputs, targets in batches:
+            self._batches.append(inputs)
             batch_kind, moments, passes = self._batch_moments(model, loss_fn, inputs,
                                                               targets, generator, sampled)
             kind = kind or batch_kind
             n_samples += inputs.shape[0]
             self.backward_samples += passes * inputs.shape[0]
-            for name, (input_moment, gradient_moment, positions) in moments.items():
+            for name, summed in moments.items():
                 previous = sums[name]
-                sums[name] = ((input_moment, gradient_moment, positions) if previous is None
-                              else (previous[0] + input_moment, previous[1] + gradient_moment,
-                                    previous[2] + positions))
+                sums[name] = summed if previous is None else tuple(
+                    a + b for a, b in zip(previous[:3], summed[:3])) + summed[3:]
         self.n_samples, self.kind = n_samples, kind
-        self._moments = {}
+        self._gradient, self._input_trace, self._width, self._input = {}, {}, {}, {}
         for name, summed in sums.items():
             if summed is None:          # the layer was not called on these samples
                 continue
-            input_moment, gradient_moment, positions = summed
+            squares, gradient_moment, positions, width = summed
             G = gradient_moment / n_samples
-            self._moments[name] = (input_moment / positions, 0.5 * (G + G.T))
-        self.factors, self._whole, self._cholesky = _Decomposed(self._moments), {}, {}
+            self._gradient[name] = 0.5 * (G + G.T)
+            self._input_trace[name] = float(squares) / positions   # the trace of A
+            self._width[name] = width
+        self.factors = _Decomposed(self)
+        self._whole, self._cholesky = {}, {}
+
+    def input_factor(self, name):
+        """The input factor ``A`` of a layer (computed when first asked for)."""
+        if name not in self._input:
+            self.prepare([name])
+        return self._input[name]
+
+    def prepare(self, names):
+        """Compute the input factors of the layers ``names`` not computed yet, all in
+        one forward pass over the curvature sample (counted in ``cost`` as
+        ``"forward_samples"``)."""
+        wanted = [name for name in dict.fromkeys(names)
+                  if name in self._gradient and name not in self._input]
+        if not wanted:
+            return
+        sums = {name: [0, 0] for name in wanted}
+
+        def hook_for(name):
+            def hook(module, args, output):
+                module = self.layers[name].module
+                patches = _input_patches(module, args[0].detach())
+                if module.bias is not None and self.layers[name].bias is not None:
+                    patches = torch.cat([patches, torch.ones_like(patches[..., :1])], -1)
+                flat = patches.reshape(-1, patches.shape[-1])
+                sums[name][0] = sums[name][0] + flat.T @ flat
+                sums[name][1] += flat.shape[0]
+            return hook
+
+        handles = [self.layers[name].module.register_forward_hook(hook_for(name))
+                   for name in wanted]
+        try:
+            with torch.no_grad(), unfused_attention():
+                for inputs in self._batches:
+                    self._model(inputs)
+                    self.cost["forward_samples"] += inputs.shape[0]
+        finally:
+            for handle in handles:
+                handle.remove()
+        for name, (moment, positions) in sums.items():
+            self._input[name] = moment / positions
 
     def solve(self, name, units, right, damping, *, unit_wise=False):
         """``(A (x) G[S, S] + damping I)^{-1}`` applied to a units-by-input matrix.
@@ -145,7 +191,7 @@ class KroneckerFactors:
         Tensor
             Same shape as ``right``.
         """
-        if not unit_wise and self._moments[name][0].shape[0] > EIGH_DIMENSION:
+        if not unit_wise and right.shape[1] > EIGH_DIMENSION:
             return self._factored_solve(name, units, right, damping)
         eigenvalues_a, vectors_a, G = self.factors[name]
         if unit_wise:
@@ -164,30 +210,33 @@ class KroneckerFactors:
     def _factored_solve(self, name, units, right, damping):
         """The factored-damping solve of :meth:`solve`; the Cholesky factor of the
         damped ``A`` is kept for the next solve with the same damping."""
-        A, G = self._moments[name]
+        G = self._gradient[name]
         G_S = G[units][:, units].double()
-        mean_a = float(torch.diagonal(A).double().mean())
+        width = right.shape[1]
+        mean_a = self._input_trace[name] / width
         mean_g = float(torch.diagonal(G_S).mean())
         pi = (mean_a / mean_g) ** 0.5 if mean_a > 0 and mean_g > 0 else 1.0
         root = damping ** 0.5
         kept = self._cholesky.get(name)
         if kept is None or kept[0] != pi * root:
-            eye = torch.eye(A.shape[0], dtype=torch.float64, device=A.device)
-            shift = pi * root
-            factor, failed = torch.linalg.cholesky_ex(A.double() + shift * eye)
+            # in the model's dtype and in place: a 4609-row factor is 85 MB in float32
+            shift, failed = pi * root, 1
             while failed:               # rounding in a singular A: shift a little more
+                shifted = self.input_factor(name).clone()
+                shifted.diagonal().add_(shift)
+                factor, failed = torch.linalg.cholesky_ex(shifted)
+                del shifted
                 shift *= 10
-                factor, failed = torch.linalg.cholesky_ex(A.double() + shift * eye)
-            kept = self._cholesky[name] = (pi * root, factor.to(A.dtype))
+            kept = self._cholesky[name] = (pi * root, factor)
         eye = torch.eye(G_S.shape[0], dtype=torch.float64, device=G.device)
         left = torch.cholesky_solve(right.double(),
                                     torch.linalg.cholesky(G_S + root / pi * eye))
-        solved = torch.cholesky_solve(left.T.to(A.dtype), kept[1]).T
+        solved = torch.cholesky_solve(left.T.to(kept[1].dtype), kept[1]).T
         return solved.to(right.dtype)
 
     def nbytes(self):
         """Bytes the factors hold (with the decompositions kept)."""
-        tensors = [t for pair in self._moments.values() for t in pair]
+        tensors = [*self._gradient.values(), *self._input.values(), *self._batches]
         tensors += [factor for _, factor in self._cholesky.values()]
         tensors += [t for factor in self.factors.decomposed.values() for t in factor[:2]]
         tensors += [t for pair in self._whole.values() for t in pair]
@@ -195,13 +244,15 @@ class KroneckerFactors:
 
     def mean_curvature(self):
         """Average eigenvalue of the factored blocks (the scale of the others)."""
-        values = [float(torch.diagonal(A).mean()) * float(torch.diagonal(G).mean())
-                  for A, G in self._moments.values()]
+        values = [self._input_trace[name] / self._width[name]
+                  * float(torch.diagonal(G).mean()) for name, G in self._gradient.items()]
         return sum(values) / len(values) if values else 0.0
 
     # ------------------------------------------------------------------------------
     def _batch_moments(self, model, loss_fn, inputs, targets, generator, sampled):
-        """Summed input moments (with position counts) and gradient moments of a batch."""
+        """Per layer of a batch: the summed squared norms of its inputs (the trace of
+        the input moment), the summed gradient moment, the positions and the input
+        width."""
         captured = {name: [] for name in self.layers}     # every call: (input, output)
 
         def hook_for(name):
@@ -239,18 +290,16 @@ class KroneckerFactors:
             if module.bias is not None and self.layers[name].bias is not None:
                 patches = torch.cat([patches, torch.ones_like(patches[..., :1])], -1)
             flat = patches.reshape(-1, patches.shape[-1])
-            input_moment = flat.T @ flat
+            squares = (flat.double() ** 2).sum()
             gradient_moment = 0
             for g in gradients[(name, index)]:                    # (b, positions, units)
                 per_sample = _output_positions(module, g)
                 flat_g = per_sample.reshape(-1, per_sample.shape[-1])
                 gradient_moment = gradient_moment + flat_g.T @ flat_g
+            summed = (squares, gradient_moment, flat.shape[0], 0)
             if name in moments:
-                previous = moments[name]
-                moments[name] = (previous[0] + input_moment, previous[1] + gradient_moment,
-                                 previous[2] + flat.shape[0])
-            else:
-                moments[name] = (input_moment, gradient_moment, flat.shape[0])
+                summed = tuple(a + b for a, b in zip(moments[name], summed))
+            moments[name] = summed[:3] + (flat.shape[1],)
         return kind, moments, len(cotangents)
 
 
@@ -258,24 +307,24 @@ class _Decomposed(Mapping):
     """Layer name -> ``(eigenvalues_A, eigenvectors_A, G)``, decomposing ``A`` on the
     first lookup of its layer."""
 
-    def __init__(self, moments):
-        self._moments, self.decomposed = moments, {}
+    def __init__(self, factors):
+        self._factors, self.decomposed = factors, {}
 
     def __getitem__(self, name):
         if name not in self.decomposed:
-            A, G = self._moments[name]
+            A, G = self._factors.input_factor(name), self._factors._gradient[name]
             eigenvalues, eigenvectors = _eigh(A)
             self.decomposed[name] = (eigenvalues.clamp_min(0), eigenvectors, G)
         return self.decomposed[name]
 
     def __iter__(self):
-        return iter(self._moments)
+        return iter(self._factors._gradient)
 
     def __len__(self):
-        return len(self._moments)
+        return len(self._factors._gradient)
 
     def __contains__(self, name):
-        return name in self._moments
+        return name in self._factors._gradient
 
 
 def _eigh(matrix):
@@ -377,6 +426,8 @@ class KroneckerPreconditioner:
 
     def __init__(self, factors, slice_map, block, params):
         self.factors = factors
+        factors.prepare(name for name, layer in slice_map.layers.items()
+                        if layer.weight in block.rows)
         self.fallback = factors.mean_curvature()
         offsets, start = {}, 0
         for name, rows in block.rows.items():

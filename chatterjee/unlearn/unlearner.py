@@ -120,6 +120,33 @@ class Unlearner:
         ``"random"``: random slices. ``"full"``: every slice (a full Newton step on all
         linear and convolutional parameters). A list of :class:`Slice` (or
         ``(module_name, unit)`` pairs): exactly those.
+    compute : float, default=0.1
+        What one pass may cost, in training epochs (a sample's gradient counts one, a
+        curvature-vector product two): the curvature is averaged over at most an
+        eighth of ``compute * n`` samples (and ``curvature_samples``), the step is
+        checked on twice as many, a dense block is built only if that fits, and the
+        conjugate-gradient iterations fill the rest (at least one: the K-FAC step with
+        an exact line search on the sample). The K-FAC factors take half a pass's
+        budget when computed. A model whose pass costs little whatever the share of
+        the epoch gets the samples whose forward passes take 2^33 floating-point
+        operations (a few CPU-seconds), if that is more.
+    max_passes : int, default=1
+        Select-and-update passes per removal. The first pass uses the ``selection``
+        rule; each later pass updates the slices where the retained objective's
+        gradient is largest (the Gauss-Southwell rule of block coordinate descent,
+        under the same caps), until the retained gradient norm is at most ``tol``.
+        With ``"full"`` or an explicit list, every pass updates the same block.
+    noise : None, float or "sekhari", default=None
+        Gaussian noise added to the updated parameters after the passes: a standard
+        deviation, or Sekhari et al.'s calibration for the removals so far with
+        ``epsilon``, ``delta`` and ``weight_decay`` (see
+        :mod:`chatterjee.unlearn.noise`; a certificate only for strongly convex
+        models).
+    random_state : None, int or numpy.random.Generator, default=None
+        Seeds perturbations, L-FOCI, random selections, curvature subsamples and noise.
+
+    Other Parameters
+    ----------------
     n_perturbations : int, default=256
         Perturbed copies per removal for ``"lfoci"``. A copy perturbs every removed
         sample, or, when their forward passes would cost more than a pass's
@@ -133,6 +160,9 @@ class Unlearner:
         left alone). A callable ``perturb(inputs, n_copies,
         generator)`` returns ``(n_copies, *inputs.shape)`` perturbed copies (see
         :func:`~chatterjee.unlearn.token_replacement` for token inputs).
+    position_mask : callable, optional
+        ``position_mask(inputs) -> bool Tensor (batch, positions)``: the sequence
+        positions that count when activations are averaged (padding excluded).
     max_slices : int, optional
         Cap on the slices one pass updates (``"lfoci"``, ``"gradient"``,
         ``"random"``).
@@ -163,22 +193,6 @@ class Unlearner:
         a sample and reused across passes and calls; they are recomputed once a tenth
         of the samples retained when they were computed has been removed since, or
         when the model was changed outside the Unlearner.
-    compute : float, default=0.1
-        What one pass may cost, in training epochs (a sample's gradient counts one, a
-        curvature-vector product two): the curvature is averaged over at most an
-        eighth of ``compute * n`` samples (and ``curvature_samples``), the step is
-        checked on twice as many, a dense block is built only if that fits, and the
-        conjugate-gradient iterations fill the rest (at least one: the K-FAC step with
-        an exact line search on the sample). The K-FAC factors take half a pass's
-        budget when computed. A model whose pass costs little whatever the share of
-        the epoch gets the samples whose forward passes take 2^33 floating-point
-        operations (a few CPU-seconds), if that is more.
-    max_passes : int, default=1
-        Select-and-update passes per removal. The first pass uses the ``selection``
-        rule; each later pass updates the slices where the retained objective's
-        gradient is largest (the Gauss-Southwell rule of block coordinate descent,
-        under the same caps), until the retained gradient norm is at most ``tol``.
-        With ``"full"`` or an explicit list, every pass updates the same block.
     acceleration : {None, "subspace"}, default=None
         ``"subspace"``: each pass minimizes the quadratic model over the chosen block
         *and* a few directions over all sliced parameters: the removal's earlier steps
@@ -215,23 +229,6 @@ class Unlearner:
     tol : float, default=1e-10
         Stop the passes once the gradient norm of the objective solved is at most
         this.
-    noise : None, float or "sekhari", default=None
-        Gaussian noise added to the updated parameters after the passes: a standard
-        deviation, or Sekhari et al.'s calibration for the removals so far with
-        ``epsilon``, ``delta`` and ``weight_decay`` (see
-        :mod:`chatterjee.unlearn.noise`; a certificate only for strongly convex
-        models).
-    epsilon, delta : float, default=1.0, 1e-5
-        The privacy target of ``noise="sekhari"``.
-    budget : RemovalBudget, optional
-        Charged with each removal's residual ``n_retained * ||grad F_retained||``;
-        the report's ``retrain_due`` says when it is spent.
-    position_mask : callable, optional
-        ``position_mask(inputs) -> bool Tensor (batch, positions)``: the sequence
-        positions that count when activations are averaged (padding excluded).
-    batch_size : int, optional
-        Samples per forward pass over the training data (default: the DataLoader's,
-        else 1024).
     max_dense : int, default=4096
         Blocks with at most this many parameters, and cheap to build (within the
         pass's ``compute``; with ``curvature_samples=None``, at most 256 curvature
@@ -240,8 +237,14 @@ class Unlearner:
         conjugate gradients on curvature-vector products preconditioned by K-FAC (no
         p x p matrix), to a relative residual of 1e-4 when the curvature is a
         sample's (1e-10 with ``curvature_samples=None``) or until the budget is spent.
-    random_state : None, int or numpy.random.Generator, default=None
-        Seeds perturbations, L-FOCI, random selections, curvature subsamples and noise.
+    batch_size : int, optional
+        Samples per forward pass over the training data (default: the DataLoader's,
+        else 1024).
+    epsilon, delta : float, default=1.0, 1e-5
+        The privacy target of ``noise="sekhari"``.
+    budget : RemovalBudget, optional
+        Charged with each removal's residual ``n_retained * ||grad F_retained||``;
+        the report's ``retrain_due`` says when it is spent.
 
     Attributes
     ----------
@@ -301,12 +304,16 @@ class Unlearner:
     """
 
     def __init__(self, model, loss_fn, train_data, *, weight_decay=0.0, selection="lfoci",
-                 n_perturbations=256, perturbation=0.1, max_slices=None,
-                 max_parameters=0.3, objective="influence", curvature="gauss_newton",
-                 curvature_samples=512, compute=0.1, max_passes=1, acceleration=None,
-                 step_control=None, tol=1e-10,
-                 noise=None, epsilon=1.0, delta=1e-5, budget=None, position_mask=None, batch_size=None, max_dense=4096,
-                 random_state=None):
+                 compute=0.1, max_passes=1, noise=None, random_state=None,
+                 # other parameters: what is selected
+                 n_perturbations=256, perturbation=0.1, position_mask=None,
+                 max_slices=None, max_parameters=0.3,
+                 # the step
+                 objective="influence", curvature="gauss_newton", curvature_samples=512,
+                 acceleration=None, step_control=None, tol=1e-10, max_dense=4096,
+                 batch_size=None,
+                 # privacy
+                 epsilon=1.0, delta=1e-5, budget=None):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         low = sorted({str(p.dtype) for p in model.parameters()
@@ -645,6 +652,7 @@ class Unlearner:
         if self._kronecker is not None:
             removed_then, factors = self._kronecker
             if len(self.removed) - removed_then <= 0.1 * (self.data.n_samples - removed_then):
+                factors.cost = self._cost       # input factors computed later count here
                 return factors
         size = self.curvature_samples
         if size is not None:        # half a pass's budget, once per refresh
@@ -660,6 +668,7 @@ class Unlearner:
                                    self.data.batches(sample), generator, sampled=sampled)
         self._cost["backward_samples"] += factors.backward_samples
         self._kronecker = (len(self.removed), factors)
+        factors.cost = self._cost
         return factors
 
     def _curvature_samples(self, retained, size=None):
