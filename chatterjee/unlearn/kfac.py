@@ -209,7 +209,8 @@ class KroneckerFactors:
 
     def _factored_solve(self, name, units, right, damping):
         """The factored-damping solve of :meth:`solve`; the Cholesky factor of the
-        damped ``A`` is kept for the next solve with the same damping."""
+        damped ``A`` is kept for the next solve with the same damping, instead of
+        ``A``."""
         G = self._gradient[name]
         G_S = G[units][:, units].double()
         width = right.shape[1]
@@ -228,6 +229,8 @@ class KroneckerFactors:
                 del shifted
                 shift *= 10
             kept = self._cholesky[name] = (pi * root, factor)
+            # A itself is recomputed (one forward pass) if another damping needs it
+            self._input.pop(name, None)
         eye = torch.eye(G_S.shape[0], dtype=torch.float64, device=G.device)
         left = torch.cholesky_solve(right.double(),
                                     torch.linalg.cholesky(G_S + root / pi * eye))
@@ -290,7 +293,7 @@ class KroneckerFactors:
             if module.bias is not None and self.layers[name].bias is not None:
                 patches = torch.cat([patches, torch.ones_like(patches[..., :1])], -1)
             flat = patches.reshape(-1, patches.shape[-1])
-            squares = (flat.double() ** 2).sum()
+            squares = torch.linalg.vector_norm(flat, dtype=torch.float64) ** 2
             gradient_moment = 0
             for g in gradients[(name, index)]:                    # (b, positions, units)
                 per_sample = _output_positions(module, g)

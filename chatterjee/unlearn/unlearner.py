@@ -168,8 +168,10 @@ class Unlearner:
         ``"random"``).
     max_parameters : int or float, default=0.3
         Cap on the parameters one pass updates: a count, or a fraction in (0, 1] of
-        all sliced parameters. Slices are taken in the rule's order; one that would
-        break the cap is skipped, but the first is always taken.
+        all sliced parameters, and then at most 2^22 (4,194,304: the solve's few
+        float64 vectors of the block stay near 200 MB). Slices are taken in the rule's
+        order; one that would break the cap is skipped, but the first is always
+        taken.
     objective : {"influence", "retained"}, default="influence"
         What the Newton steps solve. ``"retained"``: the optimum of the retained
         objective, ``grad F_retained(w) = 0``. ``"influence"``: remove the samples'
@@ -504,11 +506,14 @@ class Unlearner:
         if self.objective == "influence":
             # n / (n - k) grad F(w_0) = grad F_r(w_0) + (sum_j grad loss_j + k lambda w_0)
             # / (n - k): the target gradient at w_0 is the influence of the k samples
+            # (in place: each of these is the size of the sliced parameters)
             k, params = len(indices), dict(self.model.named_parameters())
-            influence = {name: k / len(retained) * (g + self.weight_decay * params[name].detach())
-                         for name, g in removed_gradient.items()}
-            offset = {name: g + influence[name] for name, g in gradient.items()}
-            gradient = {name: -g for name, g in influence.items()}
+            influence = removed_gradient
+            for name, g in influence.items():
+                g.add_(params[name].detach(), alpha=self.weight_decay).mul_(k / len(retained))
+            offset = {name: g.add_(influence[name]) for name, g in gradient.items()}
+            gradient = {name: g.neg_() for name, g in influence.items()}
+        del removed_gradient
         updated, steps = [], []        # steps: the accelerated passes' full steps
         everything = self.slice_map.block(self.slice_map.slices)
         start = (everything.gather(_detached(self.model)).clone()
@@ -875,7 +880,7 @@ class Unlearner:
             return int(value)
         if isinstance(value, Real) and not isinstance(value, bool):
             if 0 < value <= 1:
-                return max(1, int(value * total))
+                return max(1, min(int(value * total), _MAX_BLOCK))
             if value > 1 and float(value).is_integer():      # a count given as a float
                 return int(value)
         raise ValueError("max_parameters must be a count >= 1 or a fraction in (0, 1], "
@@ -911,6 +916,8 @@ _MAX_DIRECTIONS = 32
 _DIRECTIONS_MEMORY = 512 * 2**20
 # Most products of the conjugate-gradient solve that gives a large block's direction.
 _CG_ITERATIONS = 250
+# A block given as a fraction of the sliced parameters has at most this many.
+_MAX_BLOCK = 2 ** 22
 # A pass's budget is never below the samples whose forward passes take this many
 # floating-point operations (a few CPU-seconds: a small model's pass costs little
 # whatever the share of an epoch), and its curvature is never averaged over fewer
