@@ -224,6 +224,68 @@ def test_selection_of_a_large_removal_keeps_to_the_budget(monkeypatch):
     assert report.slices
 
 
+class _NoisyQuadratic:
+    """0.5 x^T x - b^T x, evaluated with a relative error of ``noise`` (as a loss summed
+    in float32 is), for :func:`damped_newton_step`."""
+
+    weight_decay = 0.0
+
+    def __init__(self, b, noise):
+        self.b, self.noise, self.calls = b, noise, 0
+
+    def value(self, x):
+        self.calls += 1
+        exact = 1.0 + float(0.5 * x.double() @ x.double() - self.b.double() @ x.double())
+        return exact * (1 + self.noise * (-1) ** self.calls)
+
+    def dense_is_cheap(self, theta, kind, budget=None):
+        return False
+
+    def hessian_vector(self, theta, v, *, kind="exact"):
+        return v.double()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_rise_within_rounding_is_no_rise(dtype):
+    """A step whose true decrease (here 5e-13) is below the rounding of the model's
+    dtype is accepted as computed in float32, where the objective cannot resolve it,
+    and halved in float64, where the 2e-12 rise of the noise is a real one."""
+    b = torch.full((4,), 5e-7, dtype=dtype)
+    objective = _NoisyQuadratic(b, noise=1e-12)
+    theta = torch.zeros(4, dtype=dtype)
+    step, info = damped_newton_step(objective, theta, -b, cg_iterations=5)
+    assert info["solver"] == "cg" and info["accepted"]
+    if dtype == torch.float32:
+        assert "backtracked" not in info and torch.allclose(step, b)
+    else:
+        assert info["backtracked"] >= 1 and float(step.norm()) < float(b.norm())
+
+
+def test_only_the_layers_a_block_uses_get_input_factors():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(),
+                          nn.Linear(8, 3)).double()
+    X, y = torch.randn(300, 5, dtype=torch.float64), torch.randint(0, 3, (300,))
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=1e-2,
+                  selection=[("4", 0), ("4", 1)], max_dense=1, random_state=0)
+    u.forget(3)
+    factors = u._kronecker[1]
+    assert set(factors._input) == {"4"} and set(factors.factors) == {"0", "2", "4"}
+    assert u.reports[0].timings["forward_samples"] >= factors.n_samples   # counted
+
+
+def test_a_fractional_block_is_capped_in_parameters(monkeypatch):
+    monkeypatch.setattr(unlearner_module, "_MAX_BLOCK", 20)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    X, y = torch.randn(50, 5, dtype=torch.float64), torch.randint(0, 3, (50,))
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), selection="gradient",
+                  max_parameters=0.9, random_state=0)
+    assert u.max_parameters == 20
+    assert u.forget(0).n_parameters <= 20
+    assert Unlearner(model, nn.CrossEntropyLoss(), (X, y), max_parameters=40,
+                     random_state=0).max_parameters == 40     # a count is a count
+
+
 def test_factors_are_sampled_beyond_the_budget_and_decomposed_when_used():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 10)).double()
