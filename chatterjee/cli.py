@@ -423,9 +423,8 @@ def _unlearn_demo(args, torch):
     accuracy_before = accuracy(model, test_data)
     unlearner = Unlearner(model, loss_fn, train_data, weight_decay=weight_decay,
                           selection=args.selection, n_perturbations=64,
-                          objective="influence", curvature="gauss_newton",
-                          curvature_samples=256, acceleration=args.acceleration,
-                          step_control=args.step_control, random_state=args.seed)
+                          acceleration=args.acceleration, step_control=args.step_control,
+                          random_state=args.seed)
     rng = np.random.default_rng(args.seed)
     removals = []
     for index in rng.choice(len(y_train), args.removals, replace=False):
@@ -441,7 +440,7 @@ def _unlearn_demo(args, torch):
     if args.json:
         print(json.dumps({"model": "MLP 64-16-10", "n_parameters": n_params, "n_train": len(y_train),
                           "selection": args.selection, "acceleration": args.acceleration,
-                          "step_control": args.step_control,
+                          "step_control": unlearner.step_control,
                           "train_seconds": train_seconds,
                           "test_accuracy_before": accuracy_before,
                           "test_accuracy_after": accuracy_after, "removals": removals}))
@@ -450,7 +449,7 @@ def _unlearn_demo(args, torch):
           f"trained (L-BFGS) on {len(y_train)} images in {train_seconds:.1f} s.")
     print(f"Removing {args.removals} random training samples, selection = "
           f"{args.selection!r}, acceleration = {args.acceleration!r}, step_control = "
-          f"{args.step_control!r}:\n")
+          f"{unlearner.step_control!r}:\n")
     header = (f"{'index':>5}  {'label':>5}  {'slices':>6}  {'params':>6}  "
               f"{'loss before':>11}  {'loss after':>10}  {'time (s)':>8}  chosen slices")
     print(header)
@@ -559,10 +558,10 @@ def build_parser():
                          help="widen each block step by a few directions over all "
                               "parameters (default: pure block steps)")
     unlearn.add_argument("--step-control", choices=("retained", "subsample"),
-                         default="retained",
-                         help="check each step on all retained samples (default) or on "
-                              "a subsample, so a removal's cost does not grow with the "
-                              "training set")
+                         default=None,
+                         help="check each step on a subsample (the default), so a "
+                              "removal's cost does not grow with the training set, or "
+                              "on all retained samples")
     unlearn.add_argument("--iterations", type=_positive_int, default=60,
                          help="L-BFGS iterations training the demo model (default 60)")
     unlearn.add_argument("--seed", type=_seed, default=0,

@@ -211,29 +211,18 @@ class KroneckerFactors:
         """The factored-damping solve of :meth:`solve`; the Cholesky factor of the
         damped ``A`` is kept for the next solve with the same damping, instead of
         ``A``."""
-        G = self._gradient[name]
-        G_S = G[units][:, units].double()
-        width = right.shape[1]
-        mean_a = self._input_trace[name] / width
-        mean_g = float(torch.diagonal(G_S).mean())
+        G_S = self._gradient[name][units][:, units]
+        mean_a = self._input_trace[name] / right.shape[1]
+        mean_g = float(torch.diagonal(G_S).double().mean())
         pi = (mean_a / mean_g) ** 0.5 if mean_a > 0 and mean_g > 0 else 1.0
         root = damping ** 0.5
         kept = self._cholesky.get(name)
         if kept is None or kept[0] != pi * root:
-            # in the model's dtype and in place: a 4609-row factor is 85 MB in float32
-            shift, failed = pi * root, 1
-            while failed:               # rounding in a singular A: shift a little more
-                shifted = self.input_factor(name).clone()
-                shifted.diagonal().add_(shift)
-                factor, failed = torch.linalg.cholesky_ex(shifted)
-                del shifted
-                shift *= 10
-            kept = self._cholesky[name] = (pi * root, factor)
+            kept = self._cholesky[name] = (pi * root, _shifted_cholesky(
+                self.input_factor(name), pi * root))
             # A itself is recomputed (one forward pass) if another damping needs it
             self._input.pop(name, None)
-        eye = torch.eye(G_S.shape[0], dtype=torch.float64, device=G.device)
-        left = torch.cholesky_solve(right.double(),
-                                    torch.linalg.cholesky(G_S + root / pi * eye))
+        left = torch.cholesky_solve(right.to(G_S.dtype), _shifted_cholesky(G_S, root / pi))
         solved = torch.cholesky_solve(left.T.to(kept[1].dtype), kept[1]).T
         return solved.to(right.dtype)
 
@@ -328,6 +317,20 @@ class _Decomposed(Mapping):
 
     def __contains__(self, name):
         return name in self._factors._gradient
+
+
+def _shifted_cholesky(matrix, shift):
+    """The Cholesky factor of ``matrix + shift I``, in its dtype and built in one copy
+    (a 4609-row factor is 85 MB in float32); the shift grows tenfold while rounding
+    leaves the shifted matrix indefinite."""
+    failed = 1
+    while failed:
+        shifted = matrix.clone()
+        shifted.diagonal().add_(shift)
+        factor, failed = torch.linalg.cholesky_ex(shifted, out=(shifted, torch.empty(
+            (), dtype=torch.int32, device=matrix.device)))
+        failed, shift = int(failed), 10 * shift
+    return factor
 
 
 def _eigh(matrix):
