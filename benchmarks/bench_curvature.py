@@ -83,6 +83,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.data import DataLoader, TensorDataset
+from unlearn_models import CausalSelfAttention
 
 HAVE = {name: importlib.util.find_spec(module) is not None
         for name, module in [("curvlinops", "curvlinops"), ("nngeometry", "nngeometry"),
@@ -158,27 +159,6 @@ class ResNetCNN(nn.Module):
         x = F.relu(self.bn0(self.stem(x)))
         x = F.relu(x + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
         return self.head(x.mean(dim=(2, 3)))
-
-
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal attention with separate q, k, v projections (nanoGPT)."""
-
-    def __init__(self, width, heads):
-        super().__init__()
-        self.heads = heads
-        self.query = nn.Linear(width, width)
-        self.key = nn.Linear(width, width)
-        self.value = nn.Linear(width, width)
-        self.proj = nn.Linear(width, width)
-
-    def forward(self, x):
-        b, t, c = x.shape
-
-        def split(z):
-            return z.reshape(b, t, self.heads, c // self.heads).transpose(1, 2)
-        y = F.scaled_dot_product_attention(split(self.query(x)), split(self.key(x)),
-                                           split(self.value(x)), is_causal=True)
-        return self.proj(y.transpose(1, 2).reshape(b, t, c))
 
 
 class DecoderBlock(nn.Module):

@@ -464,16 +464,15 @@ def measure_model(model, loss_fn, train_data, test_data, removals, options, reci
     return epoch, (before, after), rows
 
 
-def resnet(args):
-    """Train (or load) the ResNet-18, time an epoch and the removals."""
+def digit_classifier(args, name, make, recipe, title):
+    """Train (or load) a classifier of the padded mnist5k digits, time an epoch and the
+    removals: one sample, then another; 32 samples; a class (drawn from
+    ``args.seed``)."""
     train_data, test_data = mnist32(args.samples, args.seed)
-    recipe = {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4,
-              "batch_size": 128, "epochs": args.resnet_epochs}
-    title = (f"ResNet-18, width {args.width}, mnist5k padded to 32x32: "
-             f"{len(train_data[1])} training / {len(test_data[1])} test digits")
+    title += f": {len(train_data[1])} training / {len(test_data[1])} test digits"
     print(f"{title}; recipe {recipe}, seed {args.seed}", flush=True)
-    model = trained(f"resnet18-w{args.width}", lambda: ResNet18(args.width),
-                    classification_loss, train_data, recipe, args.seed, args.cache_dir)
+    model = trained(name, make, classification_loss, train_data, recipe, args.seed,
+                    args.cache_dir)
     if args.train_only:
         return
     rng = np.random.default_rng(args.seed)
@@ -490,6 +489,14 @@ def resnet(args):
     measured = measure_model(model, classification_loss, train_data, test_data, removals,
                              {}, recipe, args)
     print_table(title, model, measured, accuracy(model, test_data), n)
+
+
+def resnet(args):
+    """The ResNet-18 (:func:`digit_classifier`)."""
+    digit_classifier(args, f"resnet18-w{args.width}", lambda: ResNet18(args.width),
+                     {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4,
+                      "batch_size": 128, "epochs": args.resnet_epochs},
+                     f"ResNet-18, width {args.width}, mnist5k padded to 32x32")
 
 
 def gpt(args):
@@ -525,33 +532,12 @@ def gpt(args):
 
 
 def mlp(args):
-    """Train (or load) the wide MLP (>= 100M parameters), time an epoch and the
-    removals."""
-    train_data, test_data = mnist32(args.samples, args.seed)
-    recipe = {"optimizer": "sgd", "lr": 0.02, "weight_decay": 5e-4,
-              "batch_size": 128, "epochs": args.mlp_epochs}
-    title = (f"MLP 1024-{args.mlp_width}-{args.mlp_width}-{args.mlp_width // 2}-10, "
-             f"mnist5k padded to 32x32: {len(train_data[1])} training / "
-             f"{len(test_data[1])} test digits")
-    print(f"{title}; recipe {recipe}, seed {args.seed}", flush=True)
-    model = trained(f"mlp-w{args.mlp_width}", lambda: WideMLP(args.mlp_width),
-                    classification_loss, train_data, recipe, args.seed, args.cache_dir)
-    if args.train_only:
-        return
-    rng = np.random.default_rng(args.seed)
-    n = len(train_data[1])
-    label = int(rng.integers(10))
-    one, another = (int(i) for i in rng.choice(n, 2, replace=False))
-    batch = [int(i) for i in rng.choice(n, 32, replace=False)]
-    n_class = int((train_data[1] == label).sum())
-    removals = {"one": [("1 sample", 1, lambda u: u.forget(one)),
-                        ("1 sample, warm", 1, lambda u: u.forget(another))],
-                "batch": [("32 samples", 32, lambda u: u.forget(batch))],
-                "group": [("class", n_class, lambda u: u.forget_class(label))]}
-    print(f"  class removed: {label} ({n_class} samples)")
-    measured = measure_model(model, classification_loss, train_data, test_data, removals,
-                             {}, recipe, args)
-    print_table(title, model, measured, accuracy(model, test_data), n)
+    """The wide MLP of at least 100M parameters (:func:`digit_classifier`)."""
+    width = args.mlp_width
+    digit_classifier(args, f"mlp-w{width}", lambda: WideMLP(width),
+                     {"optimizer": "sgd", "lr": 0.02, "weight_decay": 5e-4,
+                      "batch_size": 128, "epochs": args.mlp_epochs},
+                     f"MLP 1024-{width}-{width}-{width // 2}-10, mnist5k padded to 32x32")
 
 
 MODELS = {"resnet": resnet, "gpt": gpt, "mlp": mlp}
