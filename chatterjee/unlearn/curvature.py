@@ -12,6 +12,7 @@ import warnings
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call, grad, hessian, jacrev, jvp, vjp, vmap
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -153,16 +154,49 @@ class BlockObjective:
         self.offset = torch.zeros_like(self.theta) if offset is None else offset.to(self.theta)
         self._sample_bytes = sample_bytes
         self.cost = collections.Counter() if cost is None else cost
+        self._row_layers = _row_layers(model, block)
 
     def _call(self, params, inputs):
         """The model's output with ``params`` (transformer layers unfused)."""
         with unfused_attention():
             return functional_call(self.model, (params, self.buffers), (inputs,))
 
+    def _block_call(self, theta, inputs):
+        """The model's output with the block at ``theta`` (differentiable in ``theta``).
+
+        A parameter wholly in the block is ``theta``'s piece itself. The rows of a
+        linear or convolutional layer's weight and bias that are only partly in the
+        block enter by a forward hook on the layer, which adds what their change does
+        to those units' outputs: no copy of the full weight (for a 8192 x 8192 layer,
+        268 MB per copy, and as many for each tangent and gradient). Other parameters
+        (shared ones, layers applied without being called) are copied with the rows
+        replaced.
+        """
+        counts = [len(rows) * self.params[name][0].numel()
+                  for name, rows in self.block.rows.items()]
+        params, changes = dict(self.params), {}
+        for (name, rows), piece in zip(self.block.rows.items(), theta.split(counts)):
+            base = self.params[name]
+            piece = piece.reshape((len(rows),) + tuple(base.shape[1:]))
+            if len(rows) == base.shape[0]:
+                params[name] = piece
+            elif name in self._row_layers:
+                changes[name] = piece - base[rows]
+            else:
+                params[name] = base.index_put((rows,), piece)
+        handles = []
+        for module, weight, bias, rows in {id(v[0]): v for v in (
+                self._row_layers[name] for name in changes)}.values():
+            handles.append(module.register_forward_hook(     # before any other hook
+                _row_change_hook(changes[weight], changes.get(bias), rows), prepend=True))
+        try:
+            return self._call(params, inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
+
     def _batch_loss(self, theta, inputs, targets):
-        params = self.block.scatter(self.params, theta)
-        return self.loss_fn(self._call(params, inputs),
-                            targets)
+        return self.loss_fn(self._block_call(theta, inputs), targets)
 
     def _sweep(self, indices):
         total = indices.numel()
@@ -223,8 +257,7 @@ class BlockObjective:
 
         def gauss_newton_product(x, t):
             def outputs(th):
-                params = self.block.scatter(self.params, th)
-                return self._call(params, x)
+                return self._block_call(th, x)
             out, pullback = vjp(outputs, theta)
             loss_curvature = output_curvature(out.detach(), t, self.loss_fn)
 
@@ -307,8 +340,7 @@ class BlockObjective:
         p = theta.numel()
 
         def outputs(th, x):
-            params = self.block.scatter(self.params, th)
-            out = self._call(params, x.unsqueeze(0))
+            out = self._block_call(th, x.unsqueeze(0))
             return out.reshape(-1), out
 
         total = torch.zeros(p, p, dtype=torch.float64, device=theta.device)
@@ -361,8 +393,7 @@ class BlockObjective:
             for module in modules]
         try:
             with torch.enable_grad():
-                params = self.block.scatter(self.params, theta.detach().requires_grad_())
-                out = self._call(params, x)
+                out = self._block_call(theta.detach().requires_grad_(), x)
         finally:
             for handle in handles:
                 handle.remove()
@@ -676,6 +707,47 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
             mu = max(10 * mu, bump)
     return torch.zeros_like(theta), {**info, "damping": mu, "accepted": False,
                                      "objective_after": before}
+
+
+def _row_layers(model, block):
+    """Parameters of ``block`` whose rows can enter through a forward hook: a weight
+    or bias of a linear or convolutional layer (no groups, zero padding) that the
+    model calls as a module and that no other module shares. Name -> (module, weight
+    name, bias name, rows)."""
+    from .slices import SliceMap
+
+    owners = collections.Counter(id(p) for _, p in model.named_parameters(
+        remove_duplicate=False))
+    params = dict(model.named_parameters())
+    found = {}
+    for layer in SliceMap(model).layers.values():
+        module = layer.module
+        if layer.hooked is not module or layer.weight not in block.rows:
+            continue
+        if not isinstance(module, nn.Linear) and (
+                getattr(module, "groups", 1) != 1 or module.padding_mode != "zeros"):
+            continue
+        names = [name for name in (layer.weight, layer.bias) if name is not None]
+        if any(owners[id(params[name])] > 1 or name not in block.rows for name in names):
+            continue
+        entry = (module, layer.weight, layer.bias, block.rows[layer.weight])
+        found.update({name: entry for name in names})
+    return found
+
+
+def _row_change_hook(weight_change, bias_change, rows):
+    """A forward hook adding, to the outputs of units ``rows`` of a linear or
+    convolutional layer, what the change of their weights (and biases) does."""
+    def hook(module, args, output):
+        x = args[0]
+        if isinstance(module, nn.Linear):
+            extra = F.linear(x, weight_change, bias_change)
+            return output.index_add(-1, rows.to(output.device), extra)
+        convolve = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[weight_change.ndim - 2]
+        extra = convolve(x, weight_change, bias_change, module.stride, module.padding,
+                         module.dilation)
+        return output.index_add(1, rows.to(output.device), extra)
+    return hook
 
 
 def check_finite(value, what):

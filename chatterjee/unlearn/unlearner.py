@@ -126,7 +126,7 @@ class Unlearner:
         eighth of ``compute * n`` samples (and ``curvature_samples``), the step is
         checked on twice as many, a dense block is built only if that fits, and the
         conjugate-gradient iterations fill the rest (at least one: the K-FAC step with
-        an exact line search on the sample). The K-FAC factors take half a pass's
+        an exact line search on the sample). The K-FAC factors take a quarter of a pass's
         budget when computed. A model whose pass costs little whatever the share of
         the epoch gets the samples whose forward passes take 2^33 floating-point
         operations (a few CPU-seconds), if that is more.
@@ -660,9 +660,9 @@ class Unlearner:
                 factors.cost = self._cost       # input factors computed later count here
                 return factors
         size = self.curvature_samples
-        if size is not None:        # half a pass's budget, once per refresh
+        if size is not None:        # a quarter of a pass's budget, once per refresh
             size = min(size, len(retained),
-                       max(_MIN_CURVATURE_SAMPLES, self._pass_budget() // 2))
+                       max(_MIN_CURVATURE_SAMPLES, self._pass_budget() // 4))
         sample = self._curvature_samples(retained, size)
         sample = retained if sample is None else sample
         generator = torch.Generator().manual_seed(int(self._rng.integers(2 ** 63)))
