@@ -149,7 +149,7 @@ class BlockObjective:
         self.params = {name: p.detach() for name, p in model.named_parameters()}
         self.buffers = {name: b.detach() for name, b in model.named_buffers()}
         self.theta = block.gather(self.params)
-        rest = sum(float((p ** 2).sum()) for p in self.params.values())
+        rest = sum(float(p.reshape(-1) @ p.reshape(-1)) for p in self.params.values())
         self._norm_rest = rest - float((self.theta ** 2).sum())
         self.offset = torch.zeros_like(self.theta) if offset is None else offset.to(self.theta)
         self._sample_bytes = sample_bytes

@@ -134,6 +134,11 @@ class KroneckerFactors:
             self.prepare([name])
         return self._input[name]
 
+    def _taken_input(self, name):
+        """``A`` of a layer, computed if need be, and no longer kept."""
+        self.prepare([name])
+        return self._input.pop(name)
+
     def prepare(self, names):
         """Compute the input factors of the layers ``names`` not computed yet, all in
         one forward pass over the curvature sample (counted in ``cost`` as
@@ -215,18 +220,19 @@ class KroneckerFactors:
         """The factored-damping solve of :meth:`solve`; the Cholesky factor of the
         damped ``A`` is kept for the next solve with the same damping, instead of
         ``A``."""
-        G_S = self._gradient[name][units][:, units]
+        G = self._gradient[name]
         mean_a = self._input_trace[name] / right.shape[1]
-        mean_g = float(torch.diagonal(G_S).double().mean())
+        mean_g = float(torch.diagonal(G)[units].double().mean())
         pi = (mean_a / mean_g) ** 0.5 if mean_a > 0 and mean_g > 0 else 1.0
         root = damping ** 0.5
         kept = self._cholesky.get(name)
         if kept is None or kept[0] != pi * root:
+            # A is factorized in its own memory and is recomputed (one forward
+            # pass) if another damping needs it
             kept = self._cholesky[name] = (pi * root, _shifted_cholesky(
-                self.input_factor(name), pi * root))
-            # A itself is recomputed (one forward pass) if another damping needs it
-            self._input.pop(name, None)
-        left = torch.cholesky_solve(right.to(G_S.dtype), _shifted_cholesky(G_S, root / pi))
+                lambda: self._taken_input(name), pi * root))
+        left = torch.cholesky_solve(right.to(G.dtype), _shifted_cholesky(
+            lambda: G[units][:, units], root / pi))
         solved = torch.cholesky_solve(left.T.to(kept[1].dtype), kept[1]).T
         return solved.to(right.dtype)
 
@@ -323,18 +329,18 @@ class _Decomposed(Mapping):
         return name in self._factors._gradient
 
 
-def _shifted_cholesky(matrix, shift):
-    """The Cholesky factor of ``matrix + shift I``, in its dtype and built in one copy
-    (a 4609-row factor is 85 MB in float32); the shift grows tenfold while rounding
-    leaves the shifted matrix indefinite."""
-    failed = 1
-    while failed:
-        shifted = matrix.clone()
-        shifted.diagonal().add_(shift)
-        factor, failed = torch.linalg.cholesky_ex(shifted, out=(shifted, torch.empty(
+def _shifted_cholesky(fresh, shift):
+    """The Cholesky factor of ``M + shift I``, computed in the memory of the matrix M
+    that ``fresh()`` returns (a 8193-row factor is 268 MB in float32), in its dtype;
+    while rounding leaves it indefinite, the shift grows tenfold on a fresh M."""
+    while True:
+        matrix = fresh()
+        matrix.diagonal().add_(shift)
+        factor, failed = torch.linalg.cholesky_ex(matrix, out=(matrix, torch.empty(
             (), dtype=torch.int32, device=matrix.device)))
-        failed, shift = int(failed), 10 * shift
-    return factor
+        if not int(failed):
+            return factor
+        shift *= 10
 
 
 def _eigh(matrix):
