@@ -814,9 +814,10 @@ class Unlearner:
         return self._plus_decay(self._loss_gradient(scope))
 
     def _plus_decay(self, mean_loss_gradient):
-        """The objective's gradient from the mean loss gradient (name → tensor)."""
+        """The objective's gradient from the mean loss gradient (name → tensor), in
+        place: the callers pass fresh tensors."""
         params = dict(self.model.named_parameters())
-        return {name: g + self.weight_decay * params[name].detach()
+        return {name: g.add_(params[name].detach(), alpha=self.weight_decay)
                 for name, g in mean_loss_gradient.items()}
 
     def _state(self):
