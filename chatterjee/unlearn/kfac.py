@@ -156,7 +156,10 @@ class KroneckerFactors:
                 if module.bias is not None and self.layers[name].bias is not None:
                     patches = torch.cat([patches, torch.ones_like(patches[..., :1])], -1)
                 flat = patches.reshape(-1, patches.shape[-1])
-                sums[name][0] = sums[name][0] + flat.T @ flat
+                if sums[name][1] == 0:
+                    sums[name][0] = flat.T @ flat
+                else:           # in place: an 8193-wide layer's moment is 268 MB
+                    sums[name][0].addmm_(flat.T, flat)
                 sums[name][1] += flat.shape[0]
             return hook
 
@@ -171,7 +174,7 @@ class KroneckerFactors:
             for handle in handles:
                 handle.remove()
         for name, (moment, positions) in sums.items():
-            self._input[name] = moment / positions
+            self._input[name] = moment.div_(positions)
 
     def solve(self, name, units, right, damping, *, unit_wise=False):
         """``(A (x) G[S, S] + damping I)^{-1}`` applied to a units-by-input matrix.
