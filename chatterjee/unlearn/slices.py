@@ -159,12 +159,16 @@ class Block:
         return out
 
     def write(self, model, theta):
-        """Write ``theta`` into the model's parameters, in place."""
+        """Write ``theta`` into the model's parameters, in place (row by row: no copy
+        of a whole parameter)."""
         params = dict(model.named_parameters())
-        updated = self.scatter({name: params[name].detach() for name in self.rows}, theta)
+        counts = [len(rows) * params[name][0].numel() for name, rows in self.rows.items()]
         with torch.no_grad():
-            for name in self.rows:
-                params[name].copy_(updated[name])
+            for (name, rows), piece in zip(self.rows.items(), theta.split(counts)):
+                target = params[name]
+                target.index_copy_(0, rows.to(target.device),
+                                   piece.reshape((len(rows),) + tuple(target.shape[1:]))
+                                   .to(target.dtype))
 
 
 @contextlib.contextmanager
