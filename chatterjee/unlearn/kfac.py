@@ -236,7 +236,12 @@ class KroneckerFactors:
                 lambda: self._taken_input(name), pi * root))
         left = torch.cholesky_solve(right.to(G.dtype), _shifted_cholesky(
             lambda: G[units][:, units], root / pi))
-        solved = torch.cholesky_solve(left.T.to(kept[1].dtype), kept[1]).T
+        # left A^-1 by two triangular solves on the kept factor L (A = L L^T), which
+        # read L in place; cholesky_solve would copy it to column-major first
+        factor = kept[1]
+        half = torch.linalg.solve_triangular(factor.mT, left.to(factor.dtype), upper=True,
+                                             left=False)
+        solved = torch.linalg.solve_triangular(factor, half, upper=False, left=False)
         return solved.to(right.dtype)
 
     def nbytes(self):
