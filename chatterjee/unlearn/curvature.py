@@ -16,7 +16,7 @@ from torch import nn
 from torch.func import functional_call, grad, hessian, jacrev, jvp, vjp, vmap
 from torch.utils.flop_counter import FlopCounterMode
 
-from .slices import unfused_attention
+from .slices import SliceMap, unfused_attention
 
 __all__ = ["ACTIVATION_BUDGET", "DENSE_PRODUCTS", "BlockObjective", "SubspaceObjective",
            "activation_bytes", "check_finite", "forward_flops", "conjugate_gradients",
@@ -714,8 +714,6 @@ def _row_layers(model, block):
     or bias of a linear or convolutional layer (no groups, zero padding) that the
     model calls as a module and that no other module shares. Name -> (module, weight
     name, bias name, rows)."""
-    from .slices import SliceMap
-
     owners = collections.Counter(id(p) for _, p in model.named_parameters(
         remove_duplicate=False))
     params = dict(model.named_parameters())

@@ -306,10 +306,10 @@ class KroneckerFactors:
                 per_sample = _output_positions(module, g)
                 flat_g = per_sample.reshape(-1, per_sample.shape[-1])
                 gradient_moment = gradient_moment + flat_g.T @ flat_g
-            summed = (squares, gradient_moment, flat.shape[0], 0)
-            if name in moments:
+            summed = (squares, gradient_moment, flat.shape[0])
+            if name in moments:         # another call of the layer: more positions
                 summed = tuple(a + b for a, b in zip(moments[name], summed))
-            moments[name] = summed[:3] + (flat.shape[1],)
+            moments[name] = (*summed[:3], flat.shape[1])
         return kind, moments, len(cotangents)
 
 
