@@ -547,6 +547,71 @@ def test_forget_class_removes_every_sample_of_the_class():
         u.forget_class(1)
 
 
+def test_forget_class_of_a_linear_classifier_is_exact_retraining():
+    # the model is its output layer: the convex retained problem is retraining itself
+    model, X, y = logistic_problem(n=240, classes=3)
+    expected = retrained(model, X, y, torch.nonzero(y == 1)[:, 0].tolist())
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, random_state=0)
+    report = u.forget_class(1)
+    assert report.passes[0]["solver"] == "output layer (L-BFGS)"
+    assert report.n_parameters == 3 * 7
+    with torch.no_grad():
+        # to the refit's stopping rule: gradient entries below 1e-6, curvature at least
+        # the weight decay, 1e-2
+        torch.testing.assert_close(model(X), expected(X), rtol=0, atol=2e-4)
+
+
+def two_layer_classifier(seed=0, n=300, classes=3):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 5, generator=gen, dtype=torch.float64)
+    y = (X[:, :classes] + 0.3 * torch.randn(n, classes, generator=gen,
+                                            dtype=torch.float64)).argmax(1)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, classes)).double()
+    return fit(model, nn.CrossEntropyLoss(), X, y), X, y
+
+
+def test_forget_class_refits_the_output_layer_alone():
+    model, X, y = two_layer_classifier()
+    first = [p.detach().clone() for p in model[0].parameters()]
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, random_state=0)
+    u.forget_class(2)
+    assert all(torch.equal(a, b) for a, b in zip(first, model[0].parameters()))
+    # the documented objective's gradient, written out: the refit is its minimum
+    keep = y != 2
+    with torch.no_grad():
+        features = torch.tanh(model[0](X[keep]))
+        residual = torch.softmax(model[2](features), 1) - nn.functional.one_hot(y[keep], 3)
+        gradient_w = residual.T @ features / keep.sum() + WD * model[2].weight
+        gradient_b = residual.mean(0) + WD * model[2].bias
+        assert max(gradient_w.abs().max(), gradient_b.abs().max()) < 1e-6
+        assert not (model(X[y == 2]).argmax(1) == 2).any()
+
+
+def test_forget_class_without_an_output_layer_takes_newton_passes():
+    model, X, y = two_layer_classifier()
+    wrapped = nn.Sequential(model, nn.LogSoftmax(1))      # the output is not a Linear's
+    u = Unlearner(wrapped, nn.NLLLoss(), (X, y), weight_decay=WD, random_state=0)
+    assert u.forget_class(2).passes[0]["solver"] != "output layer (L-BFGS)"
+
+
+def test_failed_class_removal_leaves_model_bit_identical(monkeypatch):
+    model, X, y = two_layer_classifier()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD, random_state=0)
+    import chatterjee.unlearn.unlearner as module
+    refit = module.refit_output_layer
+
+    def failing(*args, **kwargs):
+        refit(*args, **kwargs)          # the layer is written, then the call fails
+        raise FloatingPointError("boom")
+    monkeypatch.setattr(module, "refit_output_layer", failing)
+    with pytest.raises(FloatingPointError, match="boom"):
+        u.forget_class(2)
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert u.removed == [] and u.reports == []
+
+
 # --- BatchNorm, dtype, tokens ---------------------------------------------------------
 
 @pytest.mark.parametrize("acceleration", [None, "subspace"])

@@ -11,6 +11,7 @@ import torch
 
 from .._validation import check_random_state
 from ._data import TrainingData
+from .head import output_layer, refit_output_layer
 from .curvature import (
     ACTIVATION_BUDGET,
     BlockObjective,
@@ -334,10 +335,11 @@ class Unlearner:
             first = self.data.get([0])[0]
             self._sample_bytes = max(1, activation_bytes(model, first))
             self._sample_flops = forward_flops(model, first)
+            self.slice_map = SliceMap(model)
+            self._output_layer = output_layer(model, self.slice_map, first)
         if batch_size is None:              # a batch's activations (with their tangents)
             self.data.batch_size = max(1, min(self.data.batch_size,          # fit the budget
                                               ACTIVATION_BUDGET // (3 * self._sample_bytes)))
-        self.slice_map = SliceMap(model)
         self.weight_decay = _check_real(weight_decay, "weight_decay", low=0.0)
         if isinstance(selection, str):
             if selection not in SELECTIONS:
@@ -422,7 +424,10 @@ class Unlearner:
         FloatingPointError
             A loss, gradient, curvature or step became non-finite (nan or inf).
         """
-        indices = self._check_indices(indices)
+        return self._atomic(self._check_indices(indices), whole_class=False)
+
+    def _atomic(self, indices, *, whole_class):
+        """:meth:`_forget` under the guarantee that an error changes nothing."""
         snapshot = {key: value.detach().clone() for key, value in
                     self.model.state_dict(keep_vars=True).items()}
         rng_state, cache = self._rng.bit_generator.state, self._retained_sum
@@ -431,7 +436,7 @@ class Unlearner:
         with preserved_modes(self.model):       # a frozen BatchNorm stays in eval()
             try:
                 self.model.eval()
-                report = self._forget(indices)
+                report = self._forget(indices, whole_class=whole_class)
             except BaseException:
                 with torch.no_grad():
                     for key, value in self.model.state_dict(keep_vars=True).items():
@@ -448,6 +453,21 @@ class Unlearner:
 
     def forget_class(self, label):
         """Remove every remaining training sample whose target equals ``label``.
+
+        When the model's output is that of a sliced ``nn.Linear`` layer on (batch,
+        features) inputs (a classifier's head), the class is removed by refitting that
+        layer alone: the retained objective (mean loss plus weight decay) over its
+        weight and bias, with the features below it held fixed, is minimised by
+        L-BFGS (at most 100 iterations) on the retained samples' features, computed
+        once (a random subsample of them if they would take more than 512 MiB in
+        float64).
+        With a convex loss (cross-entropy) this is a convex problem. Its optimum
+        moves the class's scores far beyond the reach of a local quadratic model of
+        the whole network, and close to where retraining puts them; the layers below
+        keep what they learnt from the class (a probe of their features could still
+        find it). It costs one forward pass over the retained samples; ``selection``,
+        ``max_passes`` and ``objective`` do not apply. Without such a layer, the class
+        is removed as :meth:`forget` removes samples.
 
         Parameters
         ----------
@@ -479,10 +499,10 @@ class Unlearner:
         indices = [int(i) for i in matches if int(i) not in removed]
         if not indices:
             raise ValueError(f"no remaining training sample has target {label!r}")
-        return self.forget(indices)
+        return self._atomic(self._check_indices(indices), whole_class=True)
 
     # ----------------------------------------------------------------------------------
-    def _forget(self, indices):
+    def _forget(self, indices, *, whole_class=False):
         started = time.perf_counter()
         timings = {"selection": 0.0, "newton": 0.0}
         self._cost = collections.Counter()
@@ -490,6 +510,12 @@ class Unlearner:
         retained = self._retained(indices)
         report = ForgetReport(indices=list(indices))
         report.removed_loss_before = self._mean_loss(removed)
+        if whole_class and self._output_layer is not None:
+            tick = time.perf_counter()
+            report.passes.append(self._refit_output_layer(retained))
+            timings["newton"] += time.perf_counter() - tick
+            return self._finish(report, removed, retained, report.passes[0]["slices"],
+                                False, timings, started)
         removed_gradient = self._loss_gradient(removed)
         # step_control="subsample": the curvature on m random retained samples, the
         # gradients and the step check on those and m others: never on all of them
@@ -571,24 +597,31 @@ class Unlearner:
             report.passes.append({**info, "slices": slices,
                                   "retained_gradient_norm": report.retained_gradient_norm_after,
                                   "target_gradient_norm": _norm(gradient)})
-        params = _detached(self.model)
         if steps:                   # the slices the extra directions moved
-            changed = everything.gather(params) != start
+            changed = everything.gather(_detached(self.model)) != start
             updated.extend(s for s in self._slices_changed(everything, changed)
                            if s not in updated)
+        return self._finish(report, removed, retained, updated,
+                            len(scope) == len(retained), timings, started)
+
+    def _finish(self, report, removed, retained, updated, all_retained, timings, started):
+        """Noise, the removed loss after, the budget and the timings of a call that
+        updated the slices ``updated`` (``all_retained``: its gradients were taken on
+        all retained samples)."""
+        params = _detached(self.model)
         report.slices = updated
         block = self.slice_map.block(updated)
         report.n_parameters = block.size(params)
-        report.noise_std = self._noise_std(len(indices))
+        report.noise_std = self._noise_std(len(removed))
         if report.noise_std > 0:
             theta = block.gather(params)
             noise = torch.from_numpy(self._rng.normal(size=theta.numel()))
             block.write(self.model, theta + report.noise_std * noise.to(theta))
-            if len(scope) == len(retained):
+            if all_retained:
                 report.retained_gradient_norm_after = _norm(self._retained_gradient(retained))
         report.removed_loss_after = self._mean_loss(removed)
         if self.budget is not None:
-            if len(scope) < len(retained):
+            if not all_retained:
                 report.retained_gradient_norm_after = _norm(self._retained_gradient(retained))
             report.retrain_due = self.budget.spend(
                 len(retained) * report.retained_gradient_norm_after)
@@ -598,6 +631,28 @@ class Unlearner:
                        + (0 if self._kronecker is None else self._kronecker[1].nbytes()))
         report.timings = timings
         return report
+
+    def _refit_output_layer(self, retained):
+        """The pass of a class removal: the output layer refitted on the retained
+        samples' features (at most what fits in ``ACTIVATION_BUDGET`` in float64, drawn
+        at random), as a report entry."""
+        layer = self.slice_map.layers[self._output_layer]
+        most = max(_MIN_CURVATURE_SAMPLES,
+                   ACTIVATION_BUDGET // (8 * layer.module.in_features))
+        if len(retained) > most:
+            chosen = self._rng.choice(len(retained), most, replace=False)
+            retained = retained[torch.from_numpy(np.sort(chosen))]
+        self._cost["forward_samples"] += len(retained)
+        info = refit_output_layer(self.model, layer, self.loss_fn, self.data, retained,
+                                  self.weight_decay)
+        slices = [s for s in self.slice_map.slices if s.module == self._output_layer]
+        return {"slices": slices, "n_parameters": layer.n_units * layer.unit_size,
+                "n_directions": 0, "solver": "output layer (L-BFGS)", "damping": 0.0,
+                "curvature_min": float("nan"), "accepted": True,
+                "objective_before": info["objective_before"],
+                "objective_after": info["objective_after"],
+                "retained_gradient_norm": float("nan"),
+                "target_gradient_norm": info["gradient_norm"]}
 
     def _select(self, removed, retained_gradient, *, first_pass):
         if not isinstance(self.selection, str):
@@ -635,7 +690,7 @@ class Unlearner:
                 return chosen
             warnings.warn("L-FOCI found no slice the removed samples' loss depends on "
                           "under the perturbations; falling back to the gradient rule",
-                          RuntimeWarning, stacklevel=4)
+                          RuntimeWarning, stacklevel=5)
         ranked = rank_by_gradient(self.slice_map, self._loss_gradient(removed))
         return cap_slices(ranked, self.slice_map, **caps)
 
