@@ -339,7 +339,8 @@ def test_retained_gradient_is_downdated_between_calls_unless_the_model_changed()
     u_fresh = Unlearner(fresh, nn.CrossEntropyLoss(), (X, y), **options)
     sizes = []
     sweep = u_cached._loss_gradient
-    u_cached._loss_gradient = lambda indices: sizes.append(len(indices)) or sweep(indices)
+    u_cached._loss_gradient = lambda indices, names=None: (sizes.append(len(indices))
+                                                           or sweep(indices, names))
 
     def both(indices):
         u_fresh._retained_sum = None                 # always a pass over the data
@@ -593,6 +594,22 @@ def test_forget_class_without_an_output_layer_takes_newton_passes():
     wrapped = nn.Sequential(model, nn.LogSoftmax(1))      # the output is not a Linear's
     u = Unlearner(wrapped, nn.NLLLoss(), (X, y), weight_decay=WD, random_state=0)
     assert u.forget_class(2).passes[0]["solver"] != "output layer (L-BFGS)"
+
+
+@pytest.mark.parametrize("max_passes", [1, 2])
+def test_one_pass_takes_the_gradients_of_its_block_only(max_passes):
+    # memory: a single pass on a subsample holds gradients of the block's parameters,
+    # not of the whole model; later passes rank all slices and need them all
+    model, X, y = two_layer_classifier(n=300)
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD,
+                  selection=[("2", 0), ("2", 1)], curvature_samples=40,
+                  max_passes=max_passes, random_state=0)
+    seen = []
+    sweep = u._loss_gradient
+    u._loss_gradient = lambda indices, names=None: seen.append(names) or sweep(indices, names)
+    u.forget(4)
+    expected = ["2.weight", "2.bias"] if max_passes == 1 else None
+    assert seen and all(names == expected for names in seen)
 
 
 def test_failed_class_removal_leaves_model_bit_identical(monkeypatch):

@@ -516,7 +516,6 @@ class Unlearner:
             timings["newton"] += time.perf_counter() - tick
             return self._finish(report, removed, retained, report.passes[0]["slices"],
                                 False, timings, started)
-        removed_gradient = self._loss_gradient(removed)
         # step_control="subsample": the curvature on m random retained samples, the
         # gradients and the step check on those and m others: never on all of them
         scope, curvature = retained, None
@@ -525,7 +524,17 @@ class Unlearner:
             drawn = self._rng.choice(len(retained), 2 * m, replace=False)
             curvature = retained[torch.from_numpy(np.sort(drawn[:m]))]
             scope = retained[torch.from_numpy(np.sort(drawn))]
-        gradient = self._scope_gradient(scope, retained, (len(indices), removed_gradient))
+        chosen, names = None, None
+        if self.max_passes == 1 and self.acceleration is None and len(scope) < len(retained):
+            # one pass needs the gradients of its block only: select first (the rule
+            # does not read them), and keep the parameters the block touches
+            tick = time.perf_counter()
+            chosen = self._select(removed, None, first_pass=True)
+            timings["selection"] += time.perf_counter() - tick
+            names = list(self.slice_map.block(chosen).rows)
+        removed_gradient = self._loss_gradient(removed, names)
+        gradient = self._scope_gradient(scope, retained, (len(indices), removed_gradient),
+                                        names)
         if len(scope) == len(retained):
             report.retained_gradient_norm_before = _norm(gradient)
         offset = None
@@ -548,7 +557,7 @@ class Unlearner:
             if report.passes and report.passes[-1]["target_gradient_norm"] <= self.tol:
                 break
             tick = time.perf_counter()
-            slices = self._select(removed, gradient, first_pass=not report.passes)
+            slices = chosen or self._select(removed, gradient, first_pass=not report.passes)
             timings["selection"] += time.perf_counter() - tick
             tick = time.perf_counter()
             sample = self._curvature_samples(retained) if curvature is None else curvature
@@ -826,10 +835,12 @@ class Unlearner:
                               offset=offset, sample_bytes=self._sample_bytes,
                               cost=self._cost)
 
-    def _loss_gradient(self, indices):
-        """Mean loss gradient over ``indices`` for every sliced parameter (name → tensor)."""
+    def _loss_gradient(self, indices, names=None):
+        """Mean loss gradient over ``indices`` for every sliced parameter, or those in
+        ``names`` (name → tensor)."""
         self._cost["backward_samples"] += len(indices)
-        names = list(self.slice_map.block(self.slice_map.slices).rows)
+        if names is None:
+            names = list(self.slice_map.block(self.slice_map.slices).rows)
         params = dict(self.model.named_parameters())
         total = {name: torch.zeros_like(params[name]) for name in names}
         for inputs, targets in self.data.batches(indices):
@@ -861,12 +872,13 @@ class Unlearner:
             self._retained_sum = (self._state(), n, {name: g * n for name, g in mean.items()})
         return self._plus_decay(mean)
 
-    def _scope_gradient(self, scope, retained, removing=None):
+    def _scope_gradient(self, scope, retained, removing=None, names=None):
         """Gradient of the objective averaged over ``scope``: all ``retained`` samples
-        (kept between calls, see :meth:`_retained_gradient`) or a subsample of them."""
+        (kept between calls, see :meth:`_retained_gradient`) or a subsample of them
+        (for the parameters in ``names`` only, if given)."""
         if len(scope) == len(retained):
             return self._retained_gradient(retained, removing)
-        return self._plus_decay(self._loss_gradient(scope))
+        return self._plus_decay(self._loss_gradient(scope, names))
 
     def _plus_decay(self, mean_loss_gradient):
         """The objective's gradient from the mean loss gradient (name → tensor), in
