@@ -139,10 +139,11 @@ def make_optimizer(model, recipe, total_steps=None):
     return optimizer, scheduler
 
 
-def trained(name, make, loss_fn, data, recipe, seed, cache_dir):
+def trained(name, make, loss_fn, data, recipe, seed, cache_dir, timing=None):
     """The model trained by ``recipe`` from seed ``seed``, loaded from the cache when
     this configuration was trained before (the key hashes the model, the recipe, the
-    data and the torch version)."""
+    data and the torch version). ``timing``, a dict, receives the training's process
+    CPU seconds as ``"cpu"`` (kept beside the cached weights; nan if not known)."""
     torch.manual_seed(seed)
     model = make()
     digest = hashlib.sha256()
@@ -150,10 +151,15 @@ def trained(name, make, loss_fn, data, recipe, seed, cache_dir):
     for tensor in data:
         digest.update(tensor.numpy().tobytes())
     path = Path(cache_dir) / f"{name}-{digest.hexdigest()[:16]}.pt"
+    seconds = path.with_suffix(".json")
     if path.is_file():
         model.load_state_dict(torch.load(path))
         print(f"trained weights loaded from {path}")
+        if timing is not None:
+            timing["cpu"] = (json.loads(seconds.read_text())["cpu"] if seconds.is_file()
+                             else float("nan"))
         return model.eval()
+    started = time.process_time()
     steps_per_epoch = math.ceil(len(data[1]) / recipe["batch_size"])
     optimizer, scheduler = make_optimizer(model, recipe, recipe["epochs"] * steps_per_epoch)
     generator = torch.Generator().manual_seed(seed)
@@ -163,8 +169,12 @@ def trained(name, make, loss_fn, data, recipe, seed, cache_dir):
         print(f"  training epoch {epoch + 1}/{recipe['epochs']}: loss {loss:.4f}, "
               f"{wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
     recalibrate_batchnorm(model, data[0], recipe["batch_size"])
+    cpu = time.process_time() - started
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
+    seconds.write_text(json.dumps({"cpu": cpu}))
+    if timing is not None:
+        timing["cpu"] = cpu
     return model.eval()
 
 
