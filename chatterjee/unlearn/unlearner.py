@@ -47,7 +47,9 @@ class ForgetReport:
         Parameters updated (the union over passes).
     passes : list of dict
         Per pass: ``slices`` (the block chosen), ``n_parameters`` (entries changed),
-        ``n_directions`` (extra directions of ``acceleration="subspace"``), ``solver``,
+        ``n_directions`` (extra directions of ``acceleration="subspace"``), ``solver``
+        (``"cholesky"``, ``"cg"``, or ``"output layer (L-BFGS)"``: the refit of a class
+        removal, see :meth:`Unlearner.forget_class`),
         ``damping``, ``curvature_min``, ``accepted``, ``objective_before``,
         ``objective_after`` (the objective the step solves; with
         ``step_control="subsample"``, the subsample's), ``retained_gradient_norm`` and
