@@ -51,19 +51,14 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 
 import numpy as np
 import torch
-from torch import nn
-
 from bench_unlearn import CNN, DEEP_RECIPE, MLP, digits
-from bench_unlearn_scale import mnist32, trained
-from chatterjee.unlearn import Unlearner
-from chatterjee.unlearn.baselines import neg_grad_plus, salun, scrub, ssd, train
-from chatterjee.unlearn.metrics import average_gap, evaluate
+from bench_unlearn_scale import CACHE_DIR, mnist32, trained
+from torch import nn
 from unlearn_models import (
     ByteGPT,
     ResNet18,
@@ -71,6 +66,10 @@ from unlearn_models import (
     sequence_loss,
     stdlib_sequences,
 )
+
+from chatterjee.unlearn import Unlearner
+from chatterjee.unlearn.baselines import neg_grad_plus, salun, scrub, ssd, train
+from chatterjee.unlearn.metrics import average_gap, evaluate
 
 BASELINES = {"SCRUB": scrub, "SSD": ssd, "SalUn": salun, "NegGrad+": neg_grad_plus}
 SCENARIOS = ("random", "sequential", "class")
@@ -187,7 +186,8 @@ def classifier_rows(args, name, seed):
         reference = evaluate(retrained, *sets)
         rows = [("retrain", reference, 0.0, retrain_cpu, 1.0)]
 
-        def add(method, model, cpu):
+        def add(method, model, cpu, sets=sets, rows=rows, reference=reference,
+                retrain_cpu=retrain_cpu):
             scores = evaluate(model, *sets)
             rows.append((method, scores, average_gap(scores, reference), cpu,
                          cpu / retrain_cpu))
@@ -326,9 +326,7 @@ def main(argv=None):
     parser.add_argument("--options", type=json.loads, default={},
                         help="extra Unlearner keywords, as JSON")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--cache-dir", default=os.path.join(
-        tempfile.gettempdir(), "chatterjee-bench-unlearn-scale"),
-        help="where trained weights are kept")
+    parser.add_argument("--cache-dir", default=CACHE_DIR, help="where trained weights are kept")
     args = parser.parse_args(argv)
     models = args.models or ["mlp", "cnn", "resnet", "gpt"]
     unknown = sorted(set(models) - {"resnet", "mlp", "cnn", "gpt"})

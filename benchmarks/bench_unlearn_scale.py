@@ -85,6 +85,8 @@ from unlearn_models import (
 
 GIB = 2 ** 30
 MIB = 2 ** 20
+#: Where trained weights are kept between runs (outside the repository).
+CACHE_DIR = os.path.join(tempfile.gettempdir(), "chatterjee-bench-unlearn-scale")
 TARGETS = {"1 sample": 0.2, "1 sample, warm": 0.2, "32 samples": 0.5,
            "class": 2.0, "document": 2.0}
 
@@ -585,9 +587,7 @@ def main(argv=None):
     parser.add_argument("--train-only", action="store_true",
                         help="train and cache the models; measure nothing")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--cache-dir", default=os.path.join(
-        tempfile.gettempdir(), "chatterjee-bench-unlearn-scale"),
-        help="where trained weights are kept")
+    parser.add_argument("--cache-dir", default=CACHE_DIR, help="where trained weights are kept")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.models) - set(MODELS))
     if unknown:

@@ -11,7 +11,6 @@ import torch
 
 from .._validation import check_random_state
 from ._data import TrainingData
-from .head import output_layer, refit_output_layer
 from .curvature import (
     ACTIVATION_BUDGET,
     BlockObjective,
@@ -23,6 +22,7 @@ from .curvature import (
     forward_flops,
     layer_directions,
 )
+from .head import output_layer, refit_output_layer
 from .kfac import EXACT_FISHER_CLASSES, KroneckerFactors, KroneckerPreconditioner
 from .noise import sekhari_noise_std
 from .perturb import gaussian_perturbation, perturbation_table, token_replacement
