@@ -13,7 +13,11 @@ class
 Each method starts from the same trained model; the reference is the model retrained
 from scratch without the removed samples (same recipe and seed). Metrics: forget,
 retain and test accuracy and the SVC membership-inference efficacy, and their
-``average_gap`` to the reference in points (:mod:`chatterjee.unlearn.metrics`). Cost:
+``average_gap`` to the reference in points (:mod:`chatterjee.unlearn.metrics`). On the
+digits models also a per-example attack: the forget set's mean
+:func:`~chatterjee.unlearn.metrics.membership_scores` (LiRA) against ``--references``
+shadow models trained without it from other seeds (about 0 for a model that never saw
+the samples). Cost:
 process CPU seconds, as a fraction of the CPU seconds of retraining. The baselines
 (SCRUB, SSD, SalUn, NegGrad+; :mod:`chatterjee.unlearn.baselines`, each with its
 paper's defaults) are applied once to the whole forget set: in the sequential
@@ -69,7 +73,7 @@ from unlearn_models import (
 
 from chatterjee.unlearn import Unlearner
 from chatterjee.unlearn.baselines import neg_grad_plus, salun, scrub, ssd, train
-from chatterjee.unlearn.metrics import average_gap, evaluate
+from chatterjee.unlearn.metrics import average_gap, evaluate, membership_scores
 
 BASELINES = {"SCRUB": scrub, "SSD": ssd, "SalUn": salun, "NegGrad+": neg_grad_plus}
 SCENARIOS = ("random", "sequential", "class")
@@ -124,7 +128,8 @@ def complement(n, removed):
 
 def classifier(args, name, seed):
     """``(train_data, test_data, fit, weight_decay)``: ``fit(data)`` trains a fresh model
-    from ``seed`` on ``data`` and returns it with the CPU seconds of its training."""
+    from ``seed`` on ``data`` and returns it with the CPU seconds of its training (the
+    digits models' ``fit`` also takes another ``seed``)."""
     if name == "resnet":
         train_data, test_data = mnist32(None, seed)
         recipe = {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4,
@@ -135,7 +140,7 @@ def classifier(args, name, seed):
     make = {"mlp": MLP, "cnn": CNN}[name]
     train_data, test_data = digits(torch.float32, image=name == "cnn")
 
-    def fit(data):
+    def fit(data, seed=seed):
         torch.manual_seed(seed)
         model = make()
         _, cpu = cpu_timed(train, model, classification_loss, data, random_state=seed,
@@ -171,7 +176,8 @@ def unlearn(original, loss_fn, train_data, calls, options, label=None):
 
 
 def classifier_rows(args, name, seed):
-    """Per scenario, rows ``(method, evaluation, gap, CPU seconds, cost / retraining)``."""
+    """Per scenario, rows ``(method, evaluation, gap, CPU seconds, cost / retraining,
+    mean membership score of the forget set)``."""
     train_data, test_data, fit, weight_decay = classifier(args, name, seed)
     n = len(train_data[1])
     original, _ = fit(train_data)
@@ -184,13 +190,19 @@ def classifier_rows(args, name, seed):
                 test_data)
         retrained, retrain_cpu = fit(subset(train_data, complement(n, removed)))
         reference = evaluate(retrained, *sets)
-        rows = [("retrain", reference, 0.0, retrain_cpu, 1.0)]
+        # models trained without the forget set from other seeds: the per-example attack
+        shadows = [fit(sets[1], seed=1000 + j)[0]
+                   for j in range(args.references if name in ("mlp", "cnn") else 0)]
+        rows = []
 
         def add(method, model, cpu, sets=sets, rows=rows, reference=reference,
-                retrain_cpu=retrain_cpu):
+                retrain_cpu=retrain_cpu, shadows=shadows):
             scores = evaluate(model, *sets)
+            lira = (float(membership_scores(model, sets[0], shadows).mean()) if shadows
+                    else float("nan"))
             rows.append((method, scores, average_gap(scores, reference), cpu,
-                         cpu / retrain_cpu))
+                         cpu / retrain_cpu, lira))
+        add("retrain", retrained, retrain_cpu)
         add("do nothing", original, 0.0)
         passes = {}
         for rule in args.rules:
@@ -208,11 +220,11 @@ def classifier_rows(args, name, seed):
         what = f"class {label}, {len(removed)} samples" if scenario == "class" else \
             f"{len(removed)} samples in {len(calls)} calls"
         print(f"  {name}, seed {seed}, {scenario} ({what}; Unlearner passes in all: {passes}):")
-        for method, scores, gap, cpu, ratio in rows:
+        for method, scores, gap, cpu, ratio, lira in rows:
             print(f"    {method:10s} gap {gap:6.2f}  forget {scores['forget_accuracy']:.3f} "
                   f"retain {scores['retain_accuracy']:.3f} test {scores['test_accuracy']:.3f} "
-                  f"MIA {scores['mia_efficacy']:.3f}  CPU {cpu:7.1f} s ({ratio:.2f}x)",
-                  flush=True)
+                  f"MIA {scores['mia_efficacy']:.3f}  LiRA {lira:+.2f}  CPU {cpu:7.1f} s "
+                  f"({ratio:.2f}x)", flush=True)
         out[scenario] = rows
     return out
 
@@ -232,6 +244,22 @@ def summary(name, per_seed, scenarios):
             sd = statistics.stdev(gaps) if len(gaps) > 1 else float("nan")
             cells.append(f"{statistics.mean(gaps):.2f} ({sd:.2f}); "
                          f"{statistics.median(ratios):.2f}x")
+        print(f"| {method} | " + " | ".join(cells) + " |")
+    print(flush=True)
+    if all(np.isnan(row[5]) for row in per_seed[0][scenarios[0]]):
+        return
+    print("Per-example membership (LiRA offline with a global variance, against shadow "
+          "models trained without the forget set from other seeds): the forget set's mean "
+          f"score, mean (sd) over {len(per_seed)} seeds; a model that never saw it scores "
+          "about 0\n")
+    print("| method | " + " | ".join(scenarios) + " |")
+    print("|---|" + "---|" * len(scenarios))
+    for i, method in enumerate(methods):
+        cells = []
+        for scenario in scenarios:
+            values = [seed[scenario][i][5] for seed in per_seed]
+            sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+            cells.append(f"{statistics.mean(values):+.2f} ({sd:.2f})")
         print(f"| {method} | " + " | ".join(cells) + " |")
     print(flush=True)
 
@@ -318,6 +346,9 @@ def main(argv=None):
     parser.add_argument("--rules", nargs="+", default=["lfoci", "gradient"],
                         choices=["lfoci", "gradient", "random", "full"],
                         help="the Unlearner's selection rules to run (lfoci: the default)")
+    parser.add_argument("--references", type=int, default=8,
+                        help="shadow models per scenario for the per-example membership "
+                             "scores (digits models only)")
     parser.add_argument("--width", type=int, default=16, help="ResNet stem width")
     parser.add_argument("--resnet-epochs", type=int, default=3)
     parser.add_argument("--gpt-samples", type=int, default=1000,

@@ -10,6 +10,7 @@ from chatterjee.unlearn.metrics import (
     average_gap,
     evaluate,
     gap_closed,
+    membership_scores,
     mia_efficacy,
     parameter_distance,
     simple_mia,
@@ -163,3 +164,66 @@ def test_gap_closed_extremes_models_and_vectors():
         gap_closed(original, torch.nn.Linear(4, 2), retrained)
     with pytest.raises(TypeError, match="unlearned"):
         gap_closed(original, [1.0], retrained)
+
+
+def shifted_echo(shift):
+    """An echo model whose logits are its inputs plus ``shift``."""
+    model = echo_model(len(shift))
+    model.bias.data = torch.as_tensor(shift, dtype=torch.float64)
+    return model
+
+
+def test_membership_scores_equal_the_likelihood_ratio_formula():
+    logits, labels = logits_data(30, member=False, seed=3)
+    rng = np.random.default_rng(0)
+    references = [shifted_echo(rng.normal(size=4)) for _ in range(5)]
+    model = shifted_echo(rng.normal(size=4))
+    scores = membership_scores(model, (logits, labels), references)
+
+    def phi(shift):      # from the probabilities, another route than the code's
+        p = torch.softmax(logits + torch.as_tensor(shift), 1).numpy()
+        p_true = p[np.arange(len(labels)), labels.numpy()]
+        return np.log(p_true) - np.log(p.sum(1) - p_true)
+    values = np.stack([phi(r.bias.data) for r in references])
+    sd = np.sqrt(np.mean(values.var(axis=0, ddof=1)))
+    np.testing.assert_allclose(scores, (phi(model.bias.data) - values.mean(0)) / sd,
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_membership_scores_flag_the_training_samples_of_a_memorising_model():
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(80, 30, generator=gen, dtype=torch.float64)
+    y = torch.randint(3, (80,), generator=gen)          # labels are noise: memorised
+
+    def trained(rows, seed):
+        torch.manual_seed(seed)
+        model = torch.nn.Linear(30, 3).double()
+        opt = torch.optim.LBFGS(model.parameters(), max_iter=200,
+                                line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(X[rows]), y[rows]) + 1e-3 * (
+                model.weight ** 2).sum()
+            loss.backward()
+            return loss
+        opt.step(closure)
+        return model
+    forget, rest = torch.arange(20), torch.arange(20, 80)
+    # references see half of the other samples each, as shadow models do
+    references = [trained(rest[torch.randperm(60, generator=gen)[:40]], seed)
+                  for seed in range(6)]
+    held_out = trained(rest[torch.randperm(60, generator=gen)[:40]], 99)
+    member = trained(torch.arange(80), 0)
+    forget_set = (X[forget], y[forget])
+    member_score = membership_scores(member, forget_set, references).mean()
+    held_out_score = membership_scores(held_out, forget_set, references).mean()
+    assert abs(held_out_score) < 1 and member_score > held_out_score + 1.5
+
+
+def test_membership_scores_need_references_with_a_spread():
+    logits, labels = logits_data(10, member=False, seed=1)
+    with pytest.raises(ValueError, match="at least 2"):
+        membership_scores(echo_model(4), (logits, labels), [echo_model(4)])
+    with pytest.raises(ValueError, match="spread is 0"):
+        membership_scores(echo_model(4), (logits, labels), [echo_model(4), echo_model(4)])

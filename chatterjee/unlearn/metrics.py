@@ -30,6 +30,7 @@ __all__ = [
     "average_gap",
     "evaluate",
     "gap_closed",
+    "membership_scores",
     "mia_efficacy",
     "parameter_distance",
     "simple_mia",
@@ -215,6 +216,78 @@ def simple_mia(model, forget, test, *, random_state=None):
     splits = StratifiedShuffleSplit(n_splits=10, random_state=int(rng.integers(2**31 - 1)))
     return float(cross_val_score(LogisticRegression(), losses, members, cv=splits,
                                  scoring="accuracy").mean())
+
+
+def _scaled_confidence(logits, targets):
+    """LiRA's logit-scaled confidence of the true class, ``log p_y - log(1 - p_y)``,
+    computed as ``z_y - logsumexp(z_j, j != y)`` (no rounding of p near 1)."""
+    true = logits.gather(1, targets[:, None])[:, 0]
+    others = logits.scatter(1, targets[:, None], float("-inf"))
+    return (true - torch.logsumexp(others, dim=1)).numpy()
+
+
+def membership_scores(model, data, reference_models):
+    """Per-example membership scores against models trained without the samples.
+
+    The offline likelihood-ratio attack of Carlini et al. (LiRA, IEEE S&P 2022) with its
+    global variance: for each sample, the logit-scaled confidence of its label,
+    ``phi = log p_y - log(1 - p_y)``, under ``model`` is compared with its values under
+    the ``reference_models``, all trained without the sample (different seeds):
+    ``score = (phi - mean_i) / sd``, with ``mean_i`` the sample's mean over the
+    references and ``sd`` the square root of the per-sample variances averaged over the
+    samples (stable with few references). A score near 0 means the model is as
+    confident on the sample as models that never saw it; a model trained on the sample
+    scores high where it memorised it. For unlearning, ``data`` is the forget set and
+    the references are retrained models: an unlearned model should score like one more
+    of them, not lower (forgetting more than retraining is itself a trace).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Classifier returning logits.
+    data : tuple of (Tensor, Tensor), Dataset or DataLoader
+        The samples to score (at least 2).
+    reference_models : sequence of torch.nn.Module
+        At least 2 classifiers trained without ``data``.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_samples,)
+        The scores; ``scipy.stats.norm.sf(score)`` is the one-sided p-value of "the
+        model is like the references on this sample".
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 reference models, or references that agree exactly on every sample
+        (no spread to compare with).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from chatterjee.unlearn.metrics import membership_scores
+    >>> labels = torch.tensor([0, 1, 0, 1])
+    >>> inputs = torch.nn.functional.one_hot(labels).double()
+    >>> def scaled(scale):
+    ...     layer = torch.nn.Linear(2, 2, bias=False).double()
+    ...     layer.weight.data = scale * torch.eye(2).double()
+    ...     return layer
+    >>> references = [scaled(1.0), scaled(2.0), scaled(3.0)]
+    >>> membership_scores(scaled(6.0), (inputs, labels), references).round(3)
+    array([4., 4., 4., 4.])
+    """
+    reference_models = list(reference_models)
+    if len(reference_models) < 2:
+        raise ValueError("membership_scores needs at least 2 reference models, got "
+                         f"{len(reference_models)}")
+    phi = _scaled_confidence(*_predict(model, data))
+    references = np.stack([_scaled_confidence(*_predict(reference, data))
+                           for reference in reference_models])
+    sd = float(np.sqrt(references.var(axis=0, ddof=1).mean()))
+    if not sd > 0:
+        raise ValueError("the reference models agree exactly on every sample: their "
+                         "spread is 0, so no score can be computed")
+    return (phi - references.mean(axis=0)) / sd
 
 
 def evaluate(model, forget, retain, test, *, features="confidence"):
