@@ -239,7 +239,10 @@ def membership_scores(model, data, reference_models):
     confident on the sample as models that never saw it; a model trained on the sample
     scores high where it memorised it. For unlearning, ``data`` is the forget set and
     the references are retrained models: an unlearned model should score like one more
-    of them, not lower (forgetting more than retraining is itself a trace).
+    of them, not lower (forgetting more than retraining is itself a trace). This is the
+    one-sided test against "retrained" only; U-LiRA (Hayes et al., 2024) also fits the
+    "unlearned" distribution by running the unlearning in shadow models that saw each
+    sample, at tens of models per sample.
 
     Parameters
     ----------
