@@ -137,10 +137,13 @@ class BlockObjective:
         Incremented with the samples passed: ``"forward_samples"`` (losses),
         ``"backward_samples"`` (gradients, one per output for a dense Gauss-Newton
         block) and ``"product_samples"`` (one per sample and curvature-vector product).
+    slice_map : SliceMap, optional
+        The model's slices (built from the model if not given).
     """
 
     def __init__(self, model, loss_fn, data, retained, weight_decay, block, *,
-                 curvature_samples=None, offset=None, sample_bytes=None, cost=None):
+                 curvature_samples=None, offset=None, sample_bytes=None, cost=None,
+                 slice_map=None):
         self.model, self.loss_fn, self.data = model, loss_fn, data
         self.retained = retained
         self.curvature_samples = retained if curvature_samples is None else curvature_samples
@@ -154,7 +157,8 @@ class BlockObjective:
         self.offset = torch.zeros_like(self.theta) if offset is None else offset.to(self.theta)
         self._sample_bytes = sample_bytes
         self.cost = collections.Counter() if cost is None else cost
-        self._row_layers = _row_layers(model, block)
+        self._row_layers = _row_layers(model, block,
+                                       SliceMap(model) if slice_map is None else slice_map)
 
     def _call(self, params, inputs):
         """The model's output with ``params`` (transformer layers unfused)."""
@@ -709,16 +713,16 @@ def damped_newton_step(objective, theta, gradient, *, kind="exact", max_dense=40
                                      "objective_after": before}
 
 
-def _row_layers(model, block):
+def _row_layers(model, block, slice_map):
     """Parameters of ``block`` whose rows can enter through a forward hook: a weight
-    or bias of a linear or convolutional layer (no groups, zero padding) that the
-    model calls as a module and that no other module shares. Name -> (module, weight
-    name, bias name, rows)."""
+    or bias of a linear or convolutional layer of ``slice_map`` (no groups, zero
+    padding) that the model calls as a module and that no other module shares. Name ->
+    (module, weight name, bias name, rows)."""
     owners = collections.Counter(id(p) for _, p in model.named_parameters(
         remove_duplicate=False))
     params = dict(model.named_parameters())
     found = {}
-    for layer in SliceMap(model).layers.values():
+    for layer in slice_map.layers.values():
         module = layer.module
         if layer.hooked is not module or layer.weight not in block.rows:
             continue

@@ -835,7 +835,7 @@ class Unlearner:
         return BlockObjective(self.model, self.loss_fn, self.data, retained,
                               self.weight_decay, block, curvature_samples=curvature,
                               offset=offset, sample_bytes=self._sample_bytes,
-                              cost=self._cost)
+                              cost=self._cost, slice_map=self.slice_map)
 
     def _loss_gradient(self, indices, names=None):
         """Mean loss gradient over ``indices`` for every sliced parameter, or those in
