@@ -589,6 +589,23 @@ def test_forget_class_refits_the_output_layer_alone():
         assert not (model(X[y == 2]).argmax(1) == 2).any()
 
 
+def test_forget_class_without_weight_decay_refits_with_the_default_penalty():
+    # separable features: without a penalty the refit has no minimum and the layer's
+    # norm would grow as far as the iterations go
+    model, X, y = two_layer_classifier()
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), random_state=0)
+    report = u.forget_class(2)
+    keep = y != 2
+    decay = 1.0 / int(keep.sum())
+    with torch.no_grad():
+        features = torch.tanh(model[0](X[keep]))
+        residual = torch.softmax(model[2](features), 1) - nn.functional.one_hot(y[keep], 3)
+        gradient_w = residual.T @ features / keep.sum() + decay * model[2].weight
+        gradient_b = residual.mean(0) + decay * model[2].bias
+        assert max(gradient_w.abs().max(), gradient_b.abs().max()) < 1e-6
+    assert report.removed_loss_after < 30
+
+
 def test_forget_class_without_an_output_layer_takes_newton_passes():
     model, X, y = two_layer_classifier()
     wrapped = nn.Sequential(model, nn.LogSoftmax(1))      # the output is not a Linear's

@@ -458,8 +458,11 @@ class Unlearner:
 
         When the model's output is that of a sliced ``nn.Linear`` layer on (batch,
         features) inputs (a classifier's head), the class is removed by refitting that
-        layer alone: the retained objective (mean loss plus weight decay) over its
-        weight and bias, with the features below it held fixed, is minimised by
+        layer alone: the retained objective (mean loss plus weight decay; without
+        weight decay, ``1 / n_retained`` as scikit-learn's default penalty for
+        logistic regression, since separable features leave the unpenalized problem
+        without a minimum) over its weight and bias, with the features below it held
+        fixed, is minimised by
         L-BFGS (at most 100 iterations) on the retained samples' features, computed
         once (a random subsample of them if they would take more than 512 MiB in
         float64).
@@ -648,6 +651,10 @@ class Unlearner:
         samples' features (at most what fits in ``ACTIVATION_BUDGET`` in float64, drawn
         at random), as a report entry."""
         layer = self.slice_map.layers[self._output_layer]
+        # without weight decay the refit has no minimum once the retained features are
+        # separable (the layer's norm grows without bound): then scikit-learn's default
+        # penalty for logistic regression (C = 1), 1 / n in this mean-loss form
+        decay = self.weight_decay if self.weight_decay > 0 else 1.0 / len(retained)
         most = max(_MIN_CURVATURE_SAMPLES,
                    ACTIVATION_BUDGET // (8 * layer.module.in_features))
         if len(retained) > most:
@@ -655,7 +662,7 @@ class Unlearner:
             retained = retained[torch.from_numpy(np.sort(chosen))]
         self._cost["forward_samples"] += len(retained)
         info = refit_output_layer(self.model, layer, self.loss_fn, self.data, retained,
-                                  self.weight_decay)
+                                  decay)
         slices = [s for s in self.slice_map.slices if s.module == self._output_layer]
         return {"slices": slices, "n_parameters": layer.n_units * layer.unit_size,
                 "n_directions": 0, "solver": "output layer (L-BFGS)", "damping": 0.0,
