@@ -231,37 +231,28 @@ def classifier_rows(args, name, seed):
 
 def summary(name, per_seed, scenarios):
     """Markdown table: mean (sd) gap and median cost ratio per scenario and method."""
-    methods = [row[0] for row in per_seed[0][scenarios[0]]]
+    def table(cell):
+        print("| method | " + " | ".join(scenarios) + " |")
+        print("|---|" + "---|" * len(scenarios))
+        for i, method in enumerate(row[0] for row in per_seed[0][scenarios[0]]):
+            cells = [cell([seed[scenario][i] for seed in per_seed]) for scenario in scenarios]
+            print(f"| {method} | " + " | ".join(cells) + " |")
+        print(flush=True)
+
+    def mean_sd(values, signed=False):
+        sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+        return f"{statistics.mean(values):{'+' if signed else ''}.2f} ({sd:.2f})"
     print(f"\n### {name}: average gap to retraining (points, mean (sd) over "
           f"{len(per_seed)} seeds), CPU as a fraction of retraining (median)\n")
-    print("| method | " + " | ".join(scenarios) + " |")
-    print("|---|" + "---|" * len(scenarios))
-    for i, method in enumerate(methods):
-        cells = []
-        for scenario in scenarios:
-            gaps = [seed[scenario][i][2] for seed in per_seed]
-            ratios = [seed[scenario][i][4] for seed in per_seed]
-            sd = statistics.stdev(gaps) if len(gaps) > 1 else float("nan")
-            cells.append(f"{statistics.mean(gaps):.2f} ({sd:.2f}); "
-                         f"{statistics.median(ratios):.2f}x")
-        print(f"| {method} | " + " | ".join(cells) + " |")
-    print(flush=True)
+    table(lambda rows: f"{mean_sd([r[2] for r in rows])}; "
+                       f"{statistics.median(r[4] for r in rows):.2f}x")
     if all(np.isnan(row[5]) for row in per_seed[0][scenarios[0]]):
         return
     print("Per-example membership (LiRA offline with a global variance, against shadow "
           "models trained without the forget set from other seeds): the forget set's mean "
           f"score, mean (sd) over {len(per_seed)} seeds; a model that never saw it scores "
           "about 0\n")
-    print("| method | " + " | ".join(scenarios) + " |")
-    print("|---|" + "---|" * len(scenarios))
-    for i, method in enumerate(methods):
-        cells = []
-        for scenario in scenarios:
-            values = [seed[scenario][i][5] for seed in per_seed]
-            sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-            cells.append(f"{statistics.mean(values):+.2f} ({sd:.2f})")
-        print(f"| {method} | " + " | ".join(cells) + " |")
-    print(flush=True)
+    table(lambda rows: mean_sd([r[5] for r in rows], signed=True))
 
 
 # ------------------------------------------------------------------------ language model
