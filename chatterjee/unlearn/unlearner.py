@@ -458,15 +458,14 @@ class Unlearner:
 
         When the model's output is that of a sliced ``nn.Linear`` layer on (batch,
         features) inputs (a classifier's head), the class is removed by refitting that
-        layer alone: the retained objective (mean loss plus weight decay; without
-        weight decay, ``1 / n_retained`` as scikit-learn's default penalty for
-        logistic regression, since separable features leave the unpenalized problem
-        without a minimum) over its weight and bias, with the features below it held
-        fixed, is minimised by
-        L-BFGS (at most 100 iterations) on the retained samples' features, computed
-        once (a random subsample of them if they would take more than 512 MiB in
-        float64).
-        With a convex loss (cross-entropy) this is a convex problem. Its optimum
+        layer alone. The retained objective over its weight and bias, with the features
+        below it held fixed, is minimised by L-BFGS (at most 100 iterations) on the
+        retained samples' features, computed once (a random subsample of them if they
+        would take more than 512 MiB in float64). The objective is the mean loss plus
+        the weight decay, or, without weight decay, ``1 / n_retained`` (scikit-learn's
+        default penalty for logistic regression: separable features leave the
+        unpenalized problem without a minimum). With a convex loss (cross-entropy)
+        this is a convex problem. Its optimum
         moves the class's scores far beyond the reach of a local quadratic model of
         the whole network, and close to where retraining puts them; the layers below
         keep what they learnt from the class (a probe of their features could still
