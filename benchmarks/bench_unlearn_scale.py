@@ -46,7 +46,8 @@ minutes on 2 cores), ``--quick`` for a smoke run of a few minutes, or one model 
 ``python benchmarks/bench_unlearn_scale.py resnet --width 32``; ``--train-only`` trains
 and caches; ``--removals one`` (or ``batch``, ``group``) measures a part of the
 removals. ``--call-timeout`` stops a ``forget`` that runs too long (the Unlearner
-restores the model) and records where it was.
+restores the model) and records where it was. ``--options '{"selection": "gradient"}'``
+adds Unlearner keywords to the defaults.
 """
 
 import argparse
@@ -499,7 +500,7 @@ def digit_classifier(args, name, make, recipe, title):
                 "group": [("class", n_class, lambda u: u.forget_class(label))]}
     print(f"  class removed: {label} ({n_class} samples)")
     measured = measure_model(model, classification_loss, train_data, test_data, removals,
-                             {}, recipe, args)
+                             args.options, recipe, args)
     print_table(title, model, measured, accuracy(model, test_data), n)
 
 
@@ -539,7 +540,7 @@ def gpt(args):
                            lambda u: u.forget(sequences.tolist()))]}
     print(f"  document removed: {path} ({len(sequences)} sequences)")
     measured = measure_model(model, sequence_loss, train_data, test_data, removals,
-                             {}, recipe, args)
+                             args.options, recipe, args)
     print_table(title, model, measured, accuracy(model, test_data), n)
 
 
@@ -586,6 +587,8 @@ def main(argv=None):
                         help="stop a forget() call after this many seconds (0: never)")
     parser.add_argument("--train-only", action="store_true",
                         help="train and cache the models; measure nothing")
+    parser.add_argument("--options", type=json.loads, default={},
+                        help="Unlearner keywords besides the defaults, as JSON")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--cache-dir", default=CACHE_DIR, help="where trained weights are kept")
     args = parser.parse_args(argv)
@@ -601,7 +604,8 @@ def main(argv=None):
     print(f"# bench_unlearn_scale ({datetime.date.today()}, "
           f"{platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads)"
-          f"{' --quick' if args.quick else ''}\n")
+          f"{' --quick' if args.quick else ''}; Unlearner options "
+          f"{args.options or 'defaults'}\n")
     started = time.perf_counter()
     for name in args.models or list(MODELS):
         MODELS[name](args)
