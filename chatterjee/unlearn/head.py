@@ -64,8 +64,7 @@ def refit_output_layer(model, layer, loss_fn, data, indices, weight_decay, *,
     Returns
     -------
     dict
-        ``objective_before``, ``objective_after``, ``iterations`` (objective
-        evaluations) and ``gradient_norm`` at the end.
+        ``objective_before``, ``objective_after`` and ``gradient_norm`` at the end.
     """
     module = layer.module
     features, targets = [], []
@@ -95,11 +94,7 @@ def refit_output_layer(model, layer, loss_fn, data, indices, weight_decay, *,
     optimizer = torch.optim.LBFGS(trained, lr=1.0, max_iter=max_iter, history_size=20,
                                   tolerance_grad=1e-6, tolerance_change=0.0,
                                   line_search_fn="strong_wolfe")
-    evaluations = 0
-
     def closure():
-        nonlocal evaluations
-        evaluations += 1
         optimizer.zero_grad()
         value = check_finite(objective(), "output layer loss")
         value.backward()
@@ -116,5 +111,4 @@ def refit_output_layer(model, layer, loss_fn, data, indices, weight_decay, *,
             if parameter is not None and fitted is not None and fitted.requires_grad:
                 parameter.copy_(fitted)
     return {"objective_before": before, "objective_after": after,
-            "iterations": evaluations,
             "gradient_norm": float(torch.sqrt(sum((g ** 2).sum() for g in gradients)))}

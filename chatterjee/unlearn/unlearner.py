@@ -506,7 +506,7 @@ class Unlearner:
         return self._atomic(self._check_indices(indices), whole_class=True)
 
     # ----------------------------------------------------------------------------------
-    def _forget(self, indices, *, whole_class=False):
+    def _forget(self, indices, *, whole_class):
         started = time.perf_counter()
         timings = {"selection": 0.0, "newton": 0.0}
         self._cost = collections.Counter()
@@ -519,7 +519,7 @@ class Unlearner:
             report.passes.append(self._refit_output_layer(retained))
             timings["newton"] += time.perf_counter() - tick
             return self._finish(report, removed, retained, report.passes[0]["slices"],
-                                False, timings, started)
+                                timings, started, all_retained=False)
         # step_control="subsample": the curvature on m random retained samples, the
         # gradients and the step check on those and m others: never on all of them
         scope, curvature = retained, None
@@ -614,10 +614,11 @@ class Unlearner:
             changed = everything.gather(_detached(self.model)) != start
             updated.extend(s for s in self._slices_changed(everything, changed)
                            if s not in updated)
-        return self._finish(report, removed, retained, updated,
-                            len(scope) == len(retained), timings, started)
+        return self._finish(report, removed, retained, updated, timings, started,
+                            all_retained=len(scope) == len(retained))
 
-    def _finish(self, report, removed, retained, updated, all_retained, timings, started):
+    def _finish(self, report, removed, retained, updated, timings, started, *,
+                all_retained):
         """Noise, the removed loss after, the budget and the timings of a call that
         updated the slices ``updated`` (``all_retained``: its gradients were taken on
         all retained samples)."""
