@@ -56,7 +56,7 @@ GROUP_FEATURES = (None, "norm", "auto")
 
 
 def reduce_groups(features, y, labels, members, group_features, standardize, rng,
-                  n_neighbors=1):
+                  n_neighbors=1, y_type="continuous"):
     """Replace multi-column groups by their Euclidean norm (see :func:`markov_blanket`).
 
     Parameters
@@ -76,6 +76,8 @@ def reduce_groups(features, y, labels, members, group_features, standardize, rng
     rng : numpy.random.Generator
     n_neighbors : int, default=1
         k of the coefficients that 'auto' compares.
+    y_type : {'continuous', 'categorical'}, default='continuous'
+        How they compare the response (see :func:`codec`).
 
     Returns
     -------
@@ -97,8 +99,10 @@ def reduce_groups(features, y, labels, members, group_features, standardize, rng
             if np.ptp(norm) > 0:
                 norm = standardize_columns(norm, standardize)
             if group_features == "norm" or (
-                codec(y, norm, n_neighbors=n_neighbors, random_state=rng).statistic
-                >= codec(y, block, n_neighbors=n_neighbors, random_state=rng).statistic
+                codec(y, norm, y_type=y_type, n_neighbors=n_neighbors,
+                      random_state=rng).statistic
+                >= codec(y, block, y_type=y_type, n_neighbors=n_neighbors,
+                         random_state=rng).statistic
             ):
                 reduced.append(label)
                 block = norm
@@ -112,7 +116,7 @@ def reduce_groups(features, y, labels, members, group_features, standardize, rng
             np.asarray(reduced, dtype=labels.dtype))
 
 
-def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
+def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=False,
                    standardize="scale", group_features=None, n_neighbors=1,
                    noise_scale=1e-4, nan_policy="raise", random_state=None, n_jobs=None,
                    verbose=0):
@@ -130,7 +134,11 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
     X : array_like of shape (n_samples, n_features)
         Candidate variables.
     y : array_like of shape (n_samples,)
-        The target variable.
+        The target variable: numbers or class labels.
+    y_type : {'auto', 'continuous', 'categorical'}, default='auto'
+        How the target is compared: by its order or by class membership (see
+        :func:`codec`). A discrete variable coded by integers (the states of a
+        Bayesian network) is categorical: pass 'categorical'.
     groups : array_like of shape (n_features,), default=None
         A label per column; columns with the same label form one variable (see
         :func:`foci`). The blanket is then a set of labels.
@@ -222,9 +230,10 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
             "`n_neighbors` > 1 is not available with `randomized=True` (L-CODEC has "
             "no k-nearest-neighbour version); use randomized=False."
         )
-    X_checked, y, labels, members, _, names = check_foci_args(
-        X, y, groups, None, True, standardize, nan_policy=nan_policy
+    X_checked, y, labels, members, _, names, categorical = check_foci_args(
+        X, y, groups, None, True, standardize, nan_policy=nan_policy, y_type=y_type
     )
+    y_type = "categorical" if categorical else "continuous"     # y holds the codes
     # Names are shown for a DataFrame's columns; groups are shown by their labels.
     shown = labels if names is None or groups is not None else names
     original = members
@@ -233,12 +242,12 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
     reduced = np.empty(0, dtype=labels.dtype)
     if group_features is not None:
         features, groups, members, reduced = reduce_groups(
-            features, y, labels, members, group_features, standardize, rng, n_neighbors
-        )
+            features, y, labels, members, group_features, standardize, rng, n_neighbors,
+            y_type)
     # L-FOCI's noise goes on the standardized features (standardize=None: no rescaling).
     searched = prepare_features(features, None, noise_scale, rng) if randomized \
         else features
-    forward = foci(searched, y, groups=groups, standardize=None,
+    forward = foci(searched, y, y_type=y_type, groups=groups, standardize=None,
                    n_neighbors=n_neighbors, random_state=rng, n_jobs=n_jobs,
                    verbose=verbose)
     label_position = {label: position for position, label in enumerate(labels.tolist())}
@@ -252,10 +261,10 @@ def markov_blanket(X, y, *, groups=None, prune=True, randomized=False,
                 rest = np.concatenate([members[other] for other in kept if other != member])
                 block, given = features[:, members[member]], features[:, rest]
                 scores.append(
-                    lcodec(y, block, given, noise_scale=noise_scale,
+                    lcodec(y, block, given, y_type=y_type, noise_scale=noise_scale,
                            random_state=rng).statistic
                     if randomized
-                    else codec(y, block, given, n_neighbors=n_neighbors,
+                    else codec(y, block, given, y_type=y_type, n_neighbors=n_neighbors,
                                random_state=rng).statistic
                 )
             weakest = int(np.nanargmin(scores))
@@ -296,7 +305,7 @@ def markov_blankets(data, *, groups=None, symmetric=None, verbose=0, **options):
         None keeps the directed estimate (row i lists the blanket of variable i);
         'and' keeps an edge found in both directions, 'or' in either.
     **options
-        Passed to :func:`markov_blanket` (``prune``, ``randomized``,
+        Passed to :func:`markov_blanket` (``y_type``, ``prune``, ``randomized``,
         ``standardize``, ``group_features``, ``n_neighbors``, ``noise_scale``,
         ``random_state``, ``n_jobs``). ``nan_policy='omit'`` drops the rows of
         ``data`` that hold NaN once, for every variable.

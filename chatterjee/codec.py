@@ -4,7 +4,7 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from ._permutation import check_method, permutation_pvalue
-from ._ranks import max_ranks
+from ._response import encode_response, response_of
 from ._results import CodecResult
 from ._validation import (
     check_backend,
@@ -19,17 +19,18 @@ from .backends import nearest_neighbor_graphs, nearest_neighbors
 __all__ = ["codec"]
 
 
-def dependence_terms(R, L, joint, given=None):
-    """Numerator and denominator of T_n from the ranks of Y and neighbour graphs.
+def dependence_terms(response, joint, given=None):
+    """Numerator and denominator of T_n from the response and neighbour graphs.
 
-    Both are ``n**2`` times R FOCI's Q and S, so ``numerator / denominator`` is T_n and
-    the numerator of T(Y, Z) for a set Z is ``n**2 * Q_n(Y, Z)`` as FOCI uses it.
+    For an ordered response both are ``n**2`` times R FOCI's Q and S, so
+    ``numerator / denominator`` is T_n and the numerator of T(Y, Z) for a set Z is
+    ``n**2 * Q_n(Y, Z)`` as FOCI uses it.
 
     Parameters
     ----------
-    R, L : array of shape (n,), int64
-        ``#{j : Y_j <= Y_i}`` and ``#{j : Y_j >= Y_i}`` (see :func:`_ranks.max_ranks`),
-        in any array library (the sums run on its device).
+    response : OrderedResponse or CategoricalResponse
+        See :mod:`chatterjee._response` (its arrays in any array library: the sums
+        run on its device).
     joint : array of shape (n,) or (n, k)
         Nearest neighbour (or k nearest) of each point in the space of (X, Z), or of
         Z alone.
@@ -41,26 +42,26 @@ def dependence_terms(R, L, joint, given=None):
     -------
     numerator, denominator : float
     """
-    xp = array_namespace(R)
-    n = R.shape[0]
-    agree_joint = agreement(R, joint)
+    agree_joint = agreement(response, joint)
     if given is None:
-        L = xp.astype(L, xp.float64)
-        return agree_joint - float(L @ L) / n, float(L @ (n - L)) / n
-    agree_given = agreement(R, given)
-    return agree_joint - agree_given, float(xp.sum(R)) - agree_given
+        return response.unconditional_terms(agree_joint)
+    agree_given = agreement(response, given)
+    return agree_joint - agree_given, response.self_total() - agree_given
 
 
-def agreement(R, graph):
-    """``sum_i min(R_i, R_graph(i))`` as a float (exact: an integer below 2**53).
+def agreement(response, graph):
+    """``sum_i s(i, graph(i))`` as a float (exact: an integer below 2**53), with the
+    response's similarity s (``min(R_i, R_j)``, or ``1{Y_i = Y_j}`` for classes).
 
     For a k-nearest-neighbour graph of shape (n, k) (NumPy), the mean over each
-    row's neighbours: ``sum_i sum_j min(R_i, R_graph[i, j]) / k``.
+    row's neighbours: ``sum_i sum_j s(i, graph[i, j]) / k``.
     """
+    values = response.values
     if graph.ndim == 2:
-        return float(np.minimum(R[:, None], R[graph]).sum()) / graph.shape[1]
-    xp = array_namespace(R)
-    return float(xp.sum(xp.minimum(R, xp.take(R, graph))))
+        return float(response.similarity(values[:, None], values[graph]).sum()) \
+            / graph.shape[1]
+    xp = array_namespace(values)
+    return float(xp.sum(response.similarity(values, xp.take(values, graph))))
 
 
 def check_n_neighbors(n_neighbors, n_samples, data):
@@ -89,23 +90,25 @@ def ratio_or_nan(numerator, denominator, conditional):
     return float(numerator / denominator)
 
 
-def check_codec_data(y, z, x, nan_policy, backend="numpy"):
+def check_codec_data(y, z, x, nan_policy, backend="numpy", y_type="auto"):
     """Validate the inputs of codec and lcodec: y (n,), z (n, q), x (n, p) or None.
 
     They come back as float64 arrays of the backend's library (for 'auto', that of
-    the inputs), on its device.
+    the inputs), on its device; a categorical y as class codes (see
+    :func:`_response.encode_response`), with the flag ``categorical``.
     """
     if z is None:  # check_samples would take it for an absent block
         raise TypeError("`z` is required, got None.")
+    y, categorical = encode_response(y, y_type, stacklevel=4)
     data, has_nan = check_samples(
         {"y": (y, False), "z": (z, True), "x": (x, True)}, nan_policy=nan_policy,
         backend=check_backend(backend, y, z, x),
     )
-    return data["y"], data["z"], data["x"], has_nan
+    return data["y"], data["z"], data["x"], has_nan, categorical
 
 
-def codec(y, z, x=None, *, n_neighbors=1, method=None, nan_policy="propagate",
-          workers=-1, backend="auto", random_state=None):
+def codec(y, z, x=None, *, y_type="auto", n_neighbors=1, method=None,
+          nan_policy="propagate", workers=-1, backend="auto", random_state=None):
     r"""Azadkia and Chatterjee's coefficient T_n(Y, Z | X), or T_n(Y, Z).
 
     T measures how much Z adds to X for predicting Y: it is 0 in the limit if and
@@ -115,11 +118,21 @@ def codec(y, z, x=None, *, n_neighbors=1, method=None, nan_policy="propagate",
     Parameters
     ----------
     y : array_like of shape (n,)
-        The response.
+        The response: numbers, or class labels (strings, booleans, pandas
+        Categorical, any hashable values).
     z : array_like of shape (n,) or (n, q)
         The variables whose added dependence is measured.
     x : array_like of shape (n,) or (n, p), default=None
         The conditioning variables; None computes the unconditional T_n(Y, Z).
+    y_type : {'auto', 'continuous', 'categorical'}, default='auto'
+        How the response is compared. 'continuous': by its order (Azadkia and
+        Chatterjee's T). 'categorical': by class membership only (Notes), so the
+        answer does not depend on how the classes are named or numbered. 'auto':
+        categorical for labels that are not numbers (strings, booleans, pandas
+        Categorical, objects) and for numbers with exactly two distinct values,
+        continuous for other numbers, with a ``UserWarning`` when those are at most
+        100 distinct integers that repeat (likely class codes): pass ``y_type`` to
+        decide.
     n_neighbors : int, default=1
         k, the number of nearest neighbours of each point whose ranks are averaged
         (see Notes). 1 is Azadkia and Chatterjee's coefficient; larger k trades some
@@ -199,6 +212,28 @@ def codec(y, z, x=None, *, n_neighbors=1, method=None, nan_policy="propagate",
     then takes ``n * k`` uniforms, as an (n, k) array whose row i serves point i;
     N's before M's.
 
+    A categorical response replaces :math:`\min(R_i, R_j)` by the discrete kernel
+    :math:`1\{Y_i = Y_j\}` (Huang, Deb and Sen's kernel partial correlation; the
+    thresholds :math:`1\{Y \ge t\}` of Azadkia and Chatterjee become class
+    indicators):
+
+    .. math::
+
+        T_n = \frac{\sum_i [1\{Y_i = Y_{M(i)}\} - 1\{Y_i = Y_{N(i)}\}]}
+                   {\sum_i [1 - 1\{Y_i = Y_{N(i)}\}]},
+        \qquad
+        T_n(Y, Z) = \frac{\sum_i 1\{Y_i = Y_{M(i)}\} - \sum_c n_c^2 / n}
+                         {n - \sum_c n_c^2 / n},
+
+    with :math:`n_c` the size of class c. Its limit is
+    :math:`\sum_c E[\mathrm{Var}(P(Y = c \mid X, Z) \mid X)] /
+    \sum_c E[\mathrm{Var}(1\{Y = c\} \mid X)]`: 0 if and only if Y is
+    independent of Z given X, 1 if and only if Y is a function of (X, Z). For two
+    classes it has the same limit as the ordered T; the estimate pools the two
+    ordered ones (either class on top, the same neighbours): the sum of their
+    numerators over the sum of their denominators, each divided by the size of
+    the class on top. It therefore does not depend on which class is on top.
+
     T_n is not clipped: it can be negative, and erratic for tiny n. A constant
     response (or one constant given X) leaves T undefined: NaN with a
     :class:`ConstantInputWarning` (R FOCI returns 1).
@@ -207,6 +242,9 @@ def codec(y, z, x=None, *, n_neighbors=1, method=None, nan_policy="propagate",
     ----------
     M. Azadkia and S. Chatterjee, "A simple measure of conditional dependence",
     Annals of Statistics 49 (2021) 3070-3102.
+
+    Z. Huang, N. Deb and B. Sen, "Kernel partial correlation coefficient - a
+    measure of conditional dependence", JMLR 23 (2022) 1-58.
 
     N. Deb, P. Ghosal and B. Sen, "Measuring association on topological spaces using
     kernels and geometric graphs", arXiv:2010.01768 (2020).
@@ -228,7 +266,8 @@ def codec(y, z, x=None, *, n_neighbors=1, method=None, nan_policy="propagate",
     """
     method = check_method(method, (None, "permutation"))
     workers = check_workers(workers)
-    y, z, x, has_nan = check_codec_data(y, z, x, nan_policy, backend)
+    y, z, x, has_nan, categorical = check_codec_data(y, z, x, nan_policy, backend,
+                                                     y_type)
     n = y.shape[0]
     n_neighbors = check_n_neighbors(n_neighbors, n, y)
     if has_nan:
@@ -240,29 +279,30 @@ def codec(y, z, x=None, *, n_neighbors=1, method=None, nan_policy="propagate",
             "test conditional independence. Call codec(y, z, method=...) without `x`."
         )
     rng = check_random_state(random_state)
-    R, L = max_ranks(y)
+    response = response_of(y, categorical)
     if x is None:
         joint = nearest_neighbors(z, rng, workers=workers, n_neighbors=n_neighbors)
-        numerator, denominator = dependence_terms(R, L, joint)
+        numerator, denominator = dependence_terms(response, joint)
     else:
         xp = array_namespace(x)
         given, joint = nearest_neighbor_graphs((x, xp.concat((x, z), axis=1)), rng,
                                                workers=workers, n_neighbors=n_neighbors)
-        numerator, denominator = dependence_terms(R, L, joint, given)
+        numerator, denominator = dependence_terms(response, joint, given)
     statistic = ratio_or_nan(numerator, denominator, x is not None)
     if method is None or np.isnan(statistic):
         return CodecResult(statistic, n_samples=n)
 
-    R, L, joint = to_numpy(R), to_numpy(L), to_numpy(joint)
-    squares = np.dot(L.astype(np.float64), L) / n
+    values, joint = to_numpy(response.values), to_numpy(joint)
+    pairs = response.unconditional_terms(0.0)[0]        # -sum_ij s(i, j) / n
+    similarity = response.similarity
 
-    def statistic_of_ranks(ranks, axis):
+    def statistic_of_values(permuted, axis):
         if joint.ndim == 1:
-            agree = np.minimum(ranks, ranks[..., joint]).sum(axis=-1)
+            agree = similarity(permuted, permuted[..., joint]).sum(axis=-1)
         else:
-            agree = np.minimum(ranks[..., None], ranks[..., joint]).sum(axis=(-2, -1)) \
-                / n_neighbors
-        return (agree - squares) / denominator
+            agree = similarity(permuted[..., None], permuted[..., joint]).sum(
+                axis=(-2, -1)) / n_neighbors
+        return (agree + pairs) / denominator
 
-    _, pvalue, null = permutation_pvalue(statistic_of_ranks, R, method, rng)
+    _, pvalue, null = permutation_pvalue(statistic_of_values, values, method, rng)
     return CodecResult(statistic, pvalue, n_samples=n, null_distribution=null)

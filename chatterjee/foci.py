@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from array_api_compat import array_namespace, device
 
-from ._ranks import is_constant, max_ranks
+from ._response import encode_response, response_of
 from ._results import FociPathPlot
 from ._validation import (
     check_backend,
@@ -228,8 +228,9 @@ def check_selection_nan_policy(nan_policy):
 
 
 def check_foci_args(X, y, groups, max_features, stop, standardize, backend="numpy",
-                    nan_policy="raise"):
-    """Validate FOCI's arguments; X and y come back in the backend's library."""
+                    nan_policy="raise", y_type="auto"):
+    """Validate FOCI's arguments; X and y come back in the backend's library (a
+    categorical y as class codes, see :func:`_response.encode_response`)."""
     if standardize not in STANDARDIZE_OPTIONS:
         raise ValueError(
             f"`standardize` must be 'scale', 'bounded' or None, got {standardize!r}."
@@ -238,6 +239,7 @@ def check_foci_args(X, y, groups, max_features, stop, standardize, backend="nump
         raise ValueError(f"`stop` must be True or False, got {stop!r}.")
     names = getattr(X, "columns", None)
     names = None if names is None else np.asarray([str(c) for c in names], dtype=object)
+    y, categorical = encode_response(y, y_type, stacklevel=5)
     data, _ = check_samples({"X": (X, True), "y": (y, False)},
                             nan_policy=check_selection_nan_policy(nan_policy),
                             backend=check_backend(backend, X, y))
@@ -255,15 +257,15 @@ def check_foci_args(X, y, groups, max_features, stop, standardize, backend="nump
             f"`max_features` must be an integer between 1 and the number of {what} "
             f"({labels.shape[0]}), got {max_features!r}."
         )
-    return X, y, labels, members, int(max_features), names
+    return X, y, labels, members, int(max_features), names, categorical
 
 
-def _neighbor_agreements(R, X, candidates, seeds, search, n_neighbors):
-    """``sum_i min(R_i, R_N(i))`` (for k > 1: its mean over the k nearest) per candidate."""
+def _neighbor_agreements(response, X, candidates, seeds, search, n_neighbors):
+    """``sum_i s(i, N(i))`` (for k > 1: its mean over the k nearest) per candidate."""
     agreements = np.empty(len(candidates))
     for position, (columns, seed) in enumerate(zip(candidates, seeds)):
         agreements[position] = agreement(
-            R, _candidate_graph(X, columns, seed, search, n_neighbors)
+            response, _candidate_graph(X, columns, seed, search, n_neighbors)
         )
     return agreements
 
@@ -283,21 +285,21 @@ def _candidate_graph(X, columns, seed, search, n_neighbors):
     return neighbors_from_draws(block, u)
 
 
-def _select(X, y, *, groups, max_features, stop, standardize, n_neighbors, nan_policy,
-            random_state, n_jobs, verbose, backend, noise_scale=None):
+def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbors,
+            nan_policy, random_state, n_jobs, verbose, backend, noise_scale=None):
     from joblib import effective_n_jobs
     from sklearn.utils.parallel import Parallel, delayed
 
     n_jobs = check_n_jobs(n_jobs)
-    X, y, labels, members, max_features, names = check_foci_args(
-        X, y, groups, max_features, stop, standardize, backend, nan_policy
+    X, y, labels, members, max_features, names, categorical = check_foci_args(
+        X, y, groups, max_features, stop, standardize, backend, nan_policy, y_type
     )
     on_host = isinstance(X, np.ndarray)
     xp = array_namespace(X)
     n = X.shape[0]
     n_neighbors = check_n_neighbors(n_neighbors, n, X)
     rng = check_random_state(random_state)
-    R, L = max_ranks(y)
+    response = response_of(y, categorical)
 
     def result(picked, scores, gains):
         columns = np.concatenate([members[c] for c in picked] + [np.empty(0, int)])
@@ -305,7 +307,7 @@ def _select(X, y, *, groups, max_features, stop, standardize, n_neighbors, nan_p
                           np.asarray(gains), columns.astype(np.int64),
                           None if names is None else names[columns], n)
 
-    if is_constant(R, L):
+    if response.is_constant():
         warn_constant("`y` is constant", "no feature can add dependence, none is selected")
         return result([], [], [])
 
@@ -349,7 +351,7 @@ def _select(X, y, *, groups, max_features, stop, standardize, n_neighbors, nan_p
                 batch = chunks[first:first + n_chunks]
                 parts.extend(parallel(
                     delayed(_neighbor_agreements)(
-                        R, X, [members[remaining[i]] for i in chunk], seeds[chunk], search,
+                        response, X, [members[remaining[i]] for i in chunk], seeds[chunk], search,
                         n_neighbors,
                     )
                     for chunk in batch
@@ -359,7 +361,7 @@ def _select(X, y, *, groups, max_features, stop, standardize, n_neighbors, nan_p
             best = int(np.argmax(agreements))  # first maximum: the lowest label
             graph = _candidate_graph(X, members[remaining[best]], seeds[best], search,
                                      n_neighbors)
-            numerator, denominator = dependence_terms(R, L, graph)
+            numerator, denominator = dependence_terms(response, graph)
             if stop and (
                 numerator <= 0  # Q(j) <= 0 at the first step
                 if graph_prev is None
@@ -376,7 +378,7 @@ def _select(X, y, *, groups, max_features, stop, standardize, n_neighbors, nan_p
             gains.append(
                 scores[-1]
                 if graph_prev is None
-                else ratio_or_nan(*dependence_terms(R, L, graph, graph_prev), True)
+                else ratio_or_nan(*dependence_terms(response, graph, graph_prev), True)
             )
             picked.append(candidate)
             agreement_prev, graph_prev = agreements[best], graph
@@ -399,7 +401,14 @@ _SHARED_DOC = """
     X : array_like of shape (n_samples, n_features)
         Candidate features (NumPy array, pandas DataFrame, nested lists).
     y : array_like of shape (n_samples,)
-        The response.
+        The response: numbers, or class labels (strings, booleans, pandas
+        Categorical, any hashable values).
+    y_type : {'auto', 'continuous', 'categorical'}, default='auto'
+        How the response is compared (see :func:`codec`): by its order, or by class
+        membership only, so that the selection does not depend on how classes are
+        named or numbered. 'auto': categorical for labels that are not numbers and
+        for two-valued numbers, continuous for other numbers, with a warning when
+        those look like integer class codes.
     groups : array_like of shape (n_features,), default=None
         A label per column: columns with the same label form one candidate (a
         multi-dimensional variable such as an embedding or a 3-D position), picked
@@ -454,7 +463,7 @@ _SHARED_DOC = """
 """
 
 
-def foci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale",
+def foci(X, y, *, y_type="auto", groups=None, max_features=None, stop=True, standardize="scale",
          n_neighbors=1, nan_policy="raise", random_state=None, n_jobs=None, verbose=0,
          backend="auto"):
     """Feature Ordering by Conditional Independence (Azadkia and Chatterjee).
@@ -489,13 +498,13 @@ def foci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale"
     >>> foci(X, y, random_state=0).selected
     array([1, 4])
     """
-    return _select(X, y, groups=groups, max_features=max_features, stop=stop,
+    return _select(X, y, y_type=y_type, groups=groups, max_features=max_features, stop=stop,
                    standardize=standardize, n_neighbors=n_neighbors,
                    nan_policy=nan_policy, random_state=random_state, n_jobs=n_jobs,
                    verbose=verbose, backend=backend)
 
 
-def lfoci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale",
+def lfoci(X, y, *, y_type="auto", groups=None, max_features=None, stop=True, standardize="scale",
           noise_scale=1e-4, n_neighbors=1, nan_policy="raise", random_state=None,
           n_jobs=None, verbose=0, backend="auto"):
     """L-FOCI: FOCI on tie-broken features, for data with many ties (Mehta et al.).
@@ -521,7 +530,7 @@ def lfoci(X, y, *, groups=None, max_features=None, stop=True, standardize="scale
     array([5, 2])
     """
     noise_scale = check_noise_scale(noise_scale)
-    return _select(X, y, groups=groups, max_features=max_features, stop=stop,
+    return _select(X, y, y_type=y_type, groups=groups, max_features=max_features, stop=stop,
                    standardize=standardize, n_neighbors=n_neighbors,
                    nan_policy=nan_policy, random_state=random_state, n_jobs=n_jobs,
                    verbose=verbose, backend=backend, noise_scale=noise_scale)

@@ -3,7 +3,7 @@
 import numpy as np
 from array_api_compat import array_namespace, device
 
-from ._ranks import is_constant, max_ranks
+from ._response import is_numeric_labels, response_of
 from ._results import CodecResult
 from ._validation import check_noise_scale, check_random_state, check_workers
 from .backends import nearest_neighbor_graphs, nearest_neighbors
@@ -52,8 +52,9 @@ def noise_scales(block, noise_scale):
     return noise_scale * np.where(np.isnan(gaps), np.nanmin(gaps), gaps)
 
 
-def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=False,
-           nan_policy="propagate", workers=-1, backend="auto", random_state=None):
+def lcodec(y, z, x=None, *, y_type="auto", noise_scale=1e-4, n_repeats=1,
+           perturb_response=False, nan_policy="propagate", workers=-1, backend="auto",
+           random_state=None):
     r"""Randomized CODEC (L-CODEC): T_n(Y, Z | X) on tie-broken data.
 
     Adds independent Gaussian noise to X and Z, far below the smallest difference
@@ -66,11 +67,14 @@ def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=Fals
     Parameters
     ----------
     y : array_like of shape (n,)
-        The response.
+        The response: numbers or class labels.
     z : array_like of shape (n,) or (n, q)
         The variables whose added dependence is measured.
     x : array_like of shape (n,) or (n, p), default=None
         The conditioning variables; None computes the unconditional T_n(Y, Z).
+    y_type : {'auto', 'continuous', 'categorical'}, default='auto'
+        How the response is compared: by its order or by class membership (see
+        :func:`codec`).
     noise_scale : float, default=1e-4
         Standard deviation of the noise of each column, as a fraction of that
         column's smallest decisive difference (see Notes). Must be in (0, 0.1].
@@ -82,7 +86,8 @@ def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=Fals
         so changes the estimand for a discrete Y: ranks of tied responses become
         random instead of shared, which lowers T (a binary Y that is a function of
         Z no longer gives T near 1). Leave it off unless you want to reproduce
-        that code.
+        that code. Not available for a categorical response (its classes have no
+        order to perturb).
     nan_policy : {'propagate', 'raise', 'omit'}, default='propagate'
         NaN in the input: return NaN, raise, or drop the rows that hold one.
     workers : int, default=-1
@@ -142,7 +147,15 @@ def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=Fals
     if not isinstance(n_repeats, (int, np.integer)) or isinstance(n_repeats, bool) \
             or n_repeats < 1:
         raise ValueError(f"`n_repeats` must be a positive integer, got {n_repeats!r}.")
-    y, z, x, has_nan = check_codec_data(y, z, x, nan_policy, backend)
+    if perturb_response not in (True, False):
+        raise ValueError("`perturb_response` must be True or False.")
+    if perturb_response and y_type == "auto" and is_numeric_labels(y):
+        y_type = "continuous"       # the paper's code: a binary y is perturbed too
+    y, z, x, has_nan, categorical = check_codec_data(y, z, x, nan_policy, backend,
+                                                     y_type)
+    if perturb_response and categorical:
+        raise ValueError("`perturb_response=True` needs an ordered response; `y` is "
+                         "categorical (classes have no order to perturb).")
     n = y.shape[0]
     if has_nan:
         return CodecResult(np.nan, np.nan, n_samples=n)
@@ -155,21 +168,22 @@ def lcodec(y, z, x=None, *, noise_scale=1e-4, n_repeats=1, perturb_response=Fals
     block = z if x is None else xp.concat((x, z), axis=1)
     block_scales = on_device(noise_scales(block, noise_scale))
     y_scale = noise_scales(y[:, None], noise_scale)[0]
-    ranks = max_ranks(y)
-    if is_constant(*ranks):  # jitter would invent an order that is not there
+    response = response_of(y, categorical)
+    if response.is_constant():  # jitter would invent an order that is not there
         return CodecResult(ratio_or_nan(0.0, 0.0, x is not None), n_samples=n)
 
     p = 0 if x is None else x.shape[1]
     statistics = np.empty(n_repeats)
     for repeat in range(n_repeats):
         if perturb_response:
-            ranks = max_ranks(y + on_device(rng.normal(scale=y_scale, size=n)))
+            response = response_of(y + on_device(rng.normal(scale=y_scale, size=n)),
+                                   False)
         noisy = block + on_device(rng.normal(size=block.shape)) * block_scales
         if x is None:
-            terms = dependence_terms(*ranks, nearest_neighbors(noisy, rng, workers=workers))
+            terms = dependence_terms(response, nearest_neighbors(noisy, rng, workers=workers))
         else:
             given, joint = nearest_neighbor_graphs((noisy[:, :p], noisy), rng,
                                                    workers=workers)
-            terms = dependence_terms(*ranks, joint, given)
+            terms = dependence_terms(response, joint, given)
         statistics[repeat] = ratio_or_nan(*terms, x is not None)
     return CodecResult(float(statistics.mean()), n_samples=n, statistics=statistics)

@@ -8,6 +8,7 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._response import Y_TYPES, encode_response
 from ._validation import BACKENDS, _library, check_backend, to_numpy
 from .foci import foci, lfoci
 
@@ -16,9 +17,10 @@ __all__ = ["FOCISelector", "LFOCISelector"]
 
 class _BaseFOCISelector(SelectorMixin, BaseEstimator):
     _parameter_constraints: dict = {
+        "y_type": [StrOptions(set(Y_TYPES))],
         "groups": ["array-like", None],
         "max_features": [Interval(Integral, 1, None, closed="left"), None],
-        "stop": ["boolean"],
+        "stop": ["boolean", StrOptions({"auto"})],
         "standardize": [StrOptions({"scale", "bounded"}), None],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "nan_policy": [StrOptions({"raise", "omit"})],
@@ -32,9 +34,14 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
     #: its keyword arguments.
     _selection = None
 
-    def _select(self, X, y):
-        """Run the selection on validated arrays and return a FociResult."""
-        return self._selection(X, y, **self.get_params(deep=False))
+    def _select(self, X, y, categorical):
+        """Run the selection on validated arrays (y: numbers or class codes) and
+        return a FociResult."""
+        params = self.get_params(deep=False)
+        params["y_type"] = "categorical" if categorical else "continuous"
+        if params["stop"] == "auto":
+            params["stop"] = self.max_features is None
+        return self._selection(X, y, **params)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -46,13 +53,15 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
             Training features (n_samples >= 3); a PyTorch tensor or CuPy array
             stays on its device with ``backend='auto'``.
         y : array_like of shape (n_samples,)
-            Numeric response.
+            The target: numbers, or class labels (strings, booleans, pandas
+            Categorical, ...; see ``y_type``).
 
         Returns
         -------
         self : object
             The fitted selector.
         """
+        y, categorical = encode_response(y, self.y_type, stacklevel=4)
         if self._on_device(X):
             # The selection validates the data; only the bookkeeping is done here.
             if X.ndim != 2:
@@ -72,7 +81,7 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
                 f"max_features={self.max_features} exceeds the number of "
                 f"{'features' if self.groups is None else 'groups'} ({n_candidates})."
             )
-        result = self._select(X, y)
+        result = self._select(X, y, categorical)
         self.selected_features_ = result.selected_columns
         self.selected_groups_ = result.selected
         self.scores_ = result.scores
@@ -132,14 +141,27 @@ def _parameters_doc(noise):
     seeds = "the noise" if noise else "the tie-breaking among equally near neighbours"
     return f"""Parameters
     ----------
+    y_type : {{'auto', 'continuous', 'categorical'}}, default='auto'
+        How the target is compared (see :func:`chatterjee.codec`): 'categorical'
+        by class membership only, so the selection does not depend on how the
+        classes are named or numbered (classification); 'continuous' by its order
+        (regression). 'auto': categorical for labels that are not numbers
+        (strings, booleans, pandas Categorical, objects) and for two-valued
+        numbers; continuous for other numbers, with a ``UserWarning`` when they
+        look like integer class codes (pass ``y_type='categorical'`` for a
+        classifier's integer labels).
     groups : array-like of shape (n_features,), default=None
         A label per feature: features with the same label are selected or dropped
         together (a multi-dimensional variable). None: each feature alone.
     max_features : int, default=None
-        Most features (or groups) to select (None: no cap).
-    stop : bool, default=True
-        Stop when the best candidate adds no dependence; False ranks features until
-        ``max_features``.
+        Number of features (or groups) to select. None: as many as add
+        dependence (see ``stop``).
+    stop : bool or 'auto', default='auto'
+        True: stop when the best candidate adds no dependence (then
+        ``max_features`` is a cap). False: rank until ``max_features``. 'auto':
+        True when ``max_features`` is None, else False, so that a given
+        ``max_features`` selects exactly that many and can be tuned in a grid
+        search.
     standardize : {{'scale', 'bounded'}} or None, default='scale'
         Column scaling before the neighbour searches (as R FOCI).{noise_entry if noise else ""}
     n_neighbors : int, default=1
@@ -216,9 +238,10 @@ class FOCISelector(_BaseFOCISelector):
     (500, 2)
     """
 
-    def __init__(self, *, groups=None, max_features=None, stop=True, standardize="scale",
-                 n_neighbors=1, nan_policy="raise", random_state=None, n_jobs=None,
-                 verbose=0, backend="auto"):
+    def __init__(self, *, y_type="auto", groups=None, max_features=None, stop="auto",
+                 standardize="scale", n_neighbors=1, nan_policy="raise",
+                 random_state=None, n_jobs=None, verbose=0, backend="auto"):
+        self.y_type = y_type
         self.groups = groups
         self.max_features = max_features
         self.stop = stop
@@ -262,9 +285,11 @@ class LFOCISelector(_BaseFOCISelector):
         "noise_scale": [Interval(Real, 0, 0.1, closed="right")],
     }
 
-    def __init__(self, *, groups=None, max_features=None, stop=True, standardize="scale",
-                 noise_scale=1e-4, n_neighbors=1, nan_policy="raise", random_state=None,
-                 n_jobs=None, verbose=0, backend="auto"):
+    def __init__(self, *, y_type="auto", groups=None, max_features=None, stop="auto",
+                 standardize="scale", noise_scale=1e-4, n_neighbors=1,
+                 nan_policy="raise", random_state=None, n_jobs=None, verbose=0,
+                 backend="auto"):
+        self.y_type = y_type
         self.groups = groups
         self.max_features = max_features
         self.stop = stop
