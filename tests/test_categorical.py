@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatterjee import FOCISelector, LFOCISelector, codec, foci, lcodec, lfoci, markov_blanket
+from chatterjee import (
+    FOCISelector,
+    LFOCISelector,
+    codec,
+    foci,
+    lcodec,
+    lfoci,
+    markov_blanket,
+)
 
 
 def brute_neighbors(points):
