@@ -57,6 +57,33 @@ class OrderedResponse:
         xp = array_namespace(a)
         return xp.minimum(a, b)
 
+    def averaged_agreement(self, tied, values=None):
+        """``sum_i sum_j w_ij s(i, j)`` over the weights of a
+        :class:`~chatterjee.backends.TiedNeighbors` (NumPy); ``values`` replaces
+        :attr:`values` (a permutation of them)."""
+        point, entry = tied.pairs()
+        target = tied.target[entry]
+        values = np.asarray(self.values if values is None else values)
+        # site by site, the values in increasing order, to sum s(i, .) over a site
+        span = int(values.max()) + 1
+        keys = tied.site_of * span + values
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        within = self._within_site(keys, values[order], target * span, values[point],
+                                   tied.counts[target])
+        within -= np.where(target == tied.site_of[point],
+                           self.similarity(values[point], values[point]), 0)
+        return float(tied.weight[entry] @ within)
+
+    @staticmethod
+    def _within_site(keys, sorted_values, site_key, value, count):
+        """``sum_{j in site} min(value, R_j)`` for each (site, value) query."""
+        start = np.searchsorted(keys, site_key)
+        below = np.searchsorted(keys, site_key + value)     # R_j < value before it
+        prefix = np.concatenate(([0], np.cumsum(sorted_values)))
+        return (prefix[below] - prefix[start]
+                + value * (start + count - below)).astype(np.float64)
+
     def is_constant(self):
         """True when every response value is equal."""
         return is_constant(self.R, self.L)
@@ -102,6 +129,12 @@ class CategoricalResponse(OrderedResponse):
 
     def self_total(self):
         return float(self.n)
+
+    @staticmethod
+    def _within_site(keys, sorted_values, site_key, value, count):
+        """``#{j in site : Y_j = value}`` for each (site, value) query."""
+        return (np.searchsorted(keys, site_key + value, side="right")
+                - np.searchsorted(keys, site_key + value)).astype(np.float64)
 
     def unconditional_terms(self, agree):
         """With ``sum_i sum_j 1{Y_i = Y_j} = sum_c n_c**2 = sum_i n_{Y_i}``, where

@@ -56,7 +56,7 @@ GROUP_FEATURES = (None, "norm", "auto")
 
 
 def reduce_groups(features, y, labels, members, group_features, standardize, rng,
-                  n_neighbors=1, y_type="continuous"):
+                  n_neighbors=1, y_type="continuous", ties="random"):
     """Replace multi-column groups by their Euclidean norm (see :func:`markov_blanket`).
 
     Parameters
@@ -78,6 +78,8 @@ def reduce_groups(features, y, labels, members, group_features, standardize, rng
         k of the coefficients that 'auto' compares.
     y_type : {'continuous', 'categorical'}, default='continuous'
         How they compare the response (see :func:`codec`).
+    ties : {'random', 'average'}, default='random'
+        Their rule for equally near neighbours (see :func:`codec`).
 
     Returns
     -------
@@ -99,9 +101,9 @@ def reduce_groups(features, y, labels, members, group_features, standardize, rng
             if np.ptp(norm) > 0:
                 norm = standardize_columns(norm, standardize)
             if group_features == "norm" or (
-                codec(y, norm, y_type=y_type, n_neighbors=n_neighbors,
+                codec(y, norm, y_type=y_type, ties=ties, n_neighbors=n_neighbors,
                       random_state=rng).statistic
-                >= codec(y, block, y_type=y_type, n_neighbors=n_neighbors,
+                >= codec(y, block, y_type=y_type, ties=ties, n_neighbors=n_neighbors,
                          random_state=rng).statistic
             ):
                 reduced.append(label)
@@ -117,7 +119,7 @@ def reduce_groups(features, y, labels, members, group_features, standardize, rng
 
 
 def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=False,
-                   standardize="scale", group_features=None, n_neighbors=1,
+                   standardize="scale", group_features=None, ties="random", n_neighbors=1,
                    noise_scale=1e-4, nan_policy="raise", random_state=None, n_jobs=None,
                    verbose=0):
     """Estimate the Markov blanket of ``y`` among the columns (or groups) of ``X``.
@@ -169,6 +171,11 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
         slower (a k-d tree per candidate). On the bullseye network,
         ``group_features='norm'`` with ``n_neighbors=5`` recovers the blanket more
         reliably than with 1 (see the benchmarks in the documentation).
+    ties : {'random', 'average'}, default='random'
+        Equally near neighbours in the forward and backward passes: drawn at
+        random, or averaged so that tied data give one blanket for every seed (see
+        :func:`foci`). Not available with ``randomized=True``, whose noise is the
+        tie-breaking.
     noise_scale : float, default=1e-4
         Noise of the randomized variant (ignored otherwise).
     nan_policy : {'raise', 'omit'}, default='raise'
@@ -225,6 +232,9 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
         )
     if group_features is not None and groups is None:
         raise ValueError("`group_features` needs `groups`.")
+    if randomized and ties != "random":
+        raise ValueError("`ties='average'` is not available with `randomized=True` "
+                         "(L-FOCI breaks ties with its noise); use randomized=False.")
     if randomized and n_neighbors != 1:
         raise ValueError(
             "`n_neighbors` > 1 is not available with `randomized=True` (L-CODEC has "
@@ -243,12 +253,12 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
     if group_features is not None:
         features, groups, members, reduced = reduce_groups(
             features, y, labels, members, group_features, standardize, rng, n_neighbors,
-            y_type)
+            y_type, ties)
     # L-FOCI's noise goes on the standardized features (standardize=None: no rescaling).
     searched = prepare_features(features, None, noise_scale, rng) if randomized \
         else features
     forward = foci(searched, y, y_type=y_type, groups=groups, standardize=None,
-                   n_neighbors=n_neighbors, random_state=rng, n_jobs=n_jobs,
+                   ties=ties, n_neighbors=n_neighbors, random_state=rng, n_jobs=n_jobs,
                    verbose=verbose)
     label_position = {label: position for position, label in enumerate(labels.tolist())}
     kept = [label_position[label] for label in forward.selected.tolist()]
@@ -264,8 +274,8 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
                     lcodec(y, block, given, y_type=y_type, noise_scale=noise_scale,
                            random_state=rng).statistic
                     if randomized
-                    else codec(y, block, given, y_type=y_type, n_neighbors=n_neighbors,
-                               random_state=rng).statistic
+                    else codec(y, block, given, y_type=y_type, ties=ties,
+                               n_neighbors=n_neighbors, random_state=rng).statistic
                 )
             weakest = int(np.nanargmin(scores))
             progress.update()
@@ -305,7 +315,7 @@ def markov_blankets(data, *, groups=None, symmetric=None, verbose=0, **options):
         None keeps the directed estimate (row i lists the blanket of variable i);
         'and' keeps an edge found in both directions, 'or' in either.
     **options
-        Passed to :func:`markov_blanket` (``y_type``, ``prune``, ``randomized``,
+        Passed to :func:`markov_blanket` (``y_type``, ``ties``, ``prune``, ``randomized``,
         ``standardize``, ``group_features``, ``n_neighbors``, ``noise_scale``,
         ``random_state``, ``n_jobs``). ``nan_policy='omit'`` drops the rows of
         ``data`` that hold NaN once, for every variable.

@@ -14,7 +14,11 @@ from ._validation import (
     to_numpy,
     warn_constant,
 )
-from .backends import nearest_neighbor_graphs, nearest_neighbors
+from .backends import (
+    TiedNeighbors,
+    averaged_neighbors,
+    nearest_neighbor_graphs,
+)
 
 __all__ = ["codec"]
 
@@ -54,8 +58,12 @@ def agreement(response, graph):
     response's similarity s (``min(R_i, R_j)``, or ``1{Y_i = Y_j}`` for classes).
 
     For a k-nearest-neighbour graph of shape (n, k) (NumPy), the mean over each
-    row's neighbours: ``sum_i sum_j s(i, graph[i, j]) / k``.
+    row's neighbours: ``sum_i sum_j s(i, graph[i, j]) / k``; for a
+    :class:`~chatterjee.backends.TiedNeighbors` (``ties='average'``), the sum
+    weighted by the probability of each neighbour under random tie-breaking.
     """
+    if isinstance(graph, TiedNeighbors):
+        return response.averaged_agreement(graph)
     values = response.values
     if graph.ndim == 2:
         return float(response.similarity(values[:, None], values[graph]).sum()) \
@@ -107,7 +115,26 @@ def check_codec_data(y, z, x, nan_policy, backend="numpy", y_type="auto"):
     return data["y"], data["z"], data["x"], has_nan, categorical
 
 
-def codec(y, z, x=None, *, y_type="auto", n_neighbors=1, method=None,
+TIES = ("random", "average")
+
+
+def check_ties(ties):
+    """Validate ``ties``: 'random' or 'average'."""
+    if ties not in TIES:
+        raise ValueError(f"`ties` must be 'random' or 'average', got {ties!r}.")
+    return ties
+
+
+def neighbor_graphs(clouds, ties, rng, *, workers=-1, n_neighbors=1):
+    """The neighbour graphs of the point clouds: drawn (ties 'random', from ``rng``)
+    or averaged over every tie-breaking ('average', NumPy only; no draw taken)."""
+    if ties == "average":
+        return [averaged_neighbors(points, workers=workers, n_neighbors=n_neighbors)
+                for points in clouds]
+    return nearest_neighbor_graphs(clouds, rng, workers=workers, n_neighbors=n_neighbors)
+
+
+def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=None,
           nan_policy="propagate", workers=-1, backend="auto", random_state=None):
     r"""Azadkia and Chatterjee's coefficient T_n(Y, Z | X), or T_n(Y, Z).
 
@@ -133,6 +160,13 @@ def codec(y, z, x=None, *, y_type="auto", n_neighbors=1, method=None,
         continuous for other numbers, with a ``UserWarning`` when those are at most
         100 distinct integers that repeat (likely class codes): pass ``y_type`` to
         decide.
+    ties : {'random', 'average'}, default='random'
+        Nearest neighbours at equal distance (duplicate or equidistant points):
+        'random' draws one uniformly (Azadkia and Chatterjee's rule; the answer
+        depends on the seed); 'average' averages the response's term over all of
+        them, which is the expectation of the 'random' numerator and denominator
+        over the draws, so tied data give one answer for every seed (NumPy data
+        only). Without ties both are the same.
     n_neighbors : int, default=1
         k, the number of nearest neighbours of each point whose ranks are averaged
         (see Notes). 1 is Azadkia and Chatterjee's coefficient; larger k trades some
@@ -281,23 +315,30 @@ def codec(y, z, x=None, *, y_type="auto", n_neighbors=1, method=None,
     rng = check_random_state(random_state)
     response = response_of(y, categorical)
     if x is None:
-        joint = nearest_neighbors(z, rng, workers=workers, n_neighbors=n_neighbors)
+        joint, = neighbor_graphs([z], check_ties(ties), rng, workers=workers,
+                                 n_neighbors=n_neighbors)
         numerator, denominator = dependence_terms(response, joint)
     else:
         xp = array_namespace(x)
-        given, joint = nearest_neighbor_graphs((x, xp.concat((x, z), axis=1)), rng,
-                                               workers=workers, n_neighbors=n_neighbors)
+        given, joint = neighbor_graphs((x, xp.concat((x, z), axis=1)), check_ties(ties),
+                                       rng, workers=workers, n_neighbors=n_neighbors)
         numerator, denominator = dependence_terms(response, joint, given)
     statistic = ratio_or_nan(numerator, denominator, x is not None)
     if method is None or np.isnan(statistic):
         return CodecResult(statistic, n_samples=n)
 
-    values, joint = to_numpy(response.values), to_numpy(joint)
+    values = to_numpy(response.values)
+    if not isinstance(joint, TiedNeighbors):
+        joint = to_numpy(joint)
     pairs = response.unconditional_terms(0.0)[0]        # -sum_ij s(i, j) / n
     similarity = response.similarity
 
     def statistic_of_values(permuted, axis):
-        if joint.ndim == 1:
+        if isinstance(joint, TiedNeighbors):
+            agree = np.array([response.averaged_agreement(joint, row)
+                              for row in permuted.reshape(-1, n)]).reshape(
+                                  permuted.shape[:-1])
+        elif joint.ndim == 1:
             agree = similarity(permuted, permuted[..., joint]).sum(axis=-1)
         else:
             agree = similarity(permuted[..., None], permuted[..., joint]).sum(

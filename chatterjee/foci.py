@@ -20,8 +20,14 @@ from ._validation import (
     to_numpy,
     warn_constant,
 )
-from .backends import neighbors_from_draws, safe_scale, shared_base_search
-from .codec import agreement, check_n_neighbors, dependence_terms, ratio_or_nan
+from .backends import AveragedSearch, neighbors_from_draws, safe_scale, shared_base_search
+from .codec import (
+    agreement,
+    check_n_neighbors,
+    check_ties,
+    dependence_terms,
+    ratio_or_nan,
+)
 from .lcodec import noise_scales
 
 __all__ = ["FociResult", "foci", "lfoci"]
@@ -286,7 +292,8 @@ def _candidate_graph(X, columns, seed, search, n_neighbors):
 
 
 def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbors,
-            nan_policy, random_state, n_jobs, verbose, backend, noise_scale=None):
+            nan_policy, random_state, n_jobs, verbose, backend, ties="random",
+            noise_scale=None):
     from joblib import effective_n_jobs
     from sklearn.utils.parallel import Parallel, delayed
 
@@ -298,6 +305,7 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
     xp = array_namespace(X)
     n = X.shape[0]
     n_neighbors = check_n_neighbors(n_neighbors, n, X)
+    average = check_ties(ties) == "average"
     rng = check_random_state(random_state)
     response = response_of(y, categorical)
 
@@ -335,9 +343,12 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
         while remaining and len(picked) < max_features:
             seeds = rng.integers(np.iinfo(np.int64).max, size=len(remaining))
             base = np.concatenate([members[c] for c in picked] + [np.empty(0, int)])
-            search = (shared_base_search(xp.take(X, xp.asarray(base, device=device(X)),
-                                                 axis=1), n_neighbors=n_neighbors)
-                      if picked else None)
+            base = xp.take(X, xp.asarray(base, device=device(X)), axis=1)
+            if average:
+                search = AveragedSearch(base, n_neighbors=n_neighbors)
+            else:
+                search = (shared_base_search(base, n_neighbors=n_neighbors)
+                          if picked else None)
             # With a bar, score the candidates in rounds of n_chunks chunks (one
             # parallel call each) so that the bar moves; the agreements, hence the
             # result, do not depend on the chunks.
@@ -463,9 +474,9 @@ _SHARED_DOC = """
 """
 
 
-def foci(X, y, *, y_type="auto", groups=None, max_features=None, stop=True, standardize="scale",
-         n_neighbors=1, nan_policy="raise", random_state=None, n_jobs=None, verbose=0,
-         backend="auto"):
+def foci(X, y, *, y_type="auto", groups=None, max_features=None, stop=True,
+         standardize="scale", ties="random", n_neighbors=1, nan_policy="raise",
+         random_state=None, n_jobs=None, verbose=0, backend="auto"):
     """Feature Ordering by Conditional Independence (Azadkia and Chatterjee).
 
     Greedy forward selection: at each step add the feature j that maximizes
@@ -501,7 +512,7 @@ def foci(X, y, *, y_type="auto", groups=None, max_features=None, stop=True, stan
     return _select(X, y, y_type=y_type, groups=groups, max_features=max_features, stop=stop,
                    standardize=standardize, n_neighbors=n_neighbors,
                    nan_policy=nan_policy, random_state=random_state, n_jobs=n_jobs,
-                   verbose=verbose, backend=backend)
+                   verbose=verbose, backend=backend, ties=ties)
 
 
 def lfoci(X, y, *, y_type="auto", groups=None, max_features=None, stop=True, standardize="scale",
@@ -536,7 +547,13 @@ def lfoci(X, y, *, y_type="auto", groups=None, max_features=None, stop=True, sta
                    verbose=verbose, backend=backend, noise_scale=noise_scale)
 
 
-foci.__doc__ = foci.__doc__.replace("{params}", _SHARED_DOC.replace("{extra}", ""))
+foci.__doc__ = foci.__doc__.replace("{params}", _SHARED_DOC.replace("{extra}", """
+    ties : {'random', 'average'}, default='random'
+        Nearest neighbours at equal distance: drawn uniformly ('random', FOCI's
+        rule) or all averaged ('average': each candidate's score is the
+        expectation of its 'random' score over the draws, so tied features give
+        one selection for every seed; NumPy data only, and without the shared
+        search of a step, so slower). See :func:`codec`."""))
 lfoci.__doc__ = lfoci.__doc__.replace("{params}", _SHARED_DOC.replace("{extra}", """
     noise_scale : float, default=1e-4
         Noise standard deviation of each column, as a fraction of its smallest

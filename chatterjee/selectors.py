@@ -138,6 +138,12 @@ def _parameters_doc(noise):
     noise_scale : float, default=1e-4
         Noise standard deviation per column, as a fraction of its smallest decisive
         difference; in (0, 0.1]."""
+    ties_entry = """
+    ties : {{'random', 'average'}}, default='random'
+        Equally near neighbours: one drawn at random (FOCI's rule; the selection
+        can depend on ``random_state`` when features have ties), or all averaged,
+        so that one selection comes out for every seed (NumPy data; slower; see
+        :func:`chatterjee.foci`)."""
     seeds = "the noise" if noise else "the tie-breaking among equally near neighbours"
     return f"""Parameters
     ----------
@@ -163,7 +169,7 @@ def _parameters_doc(noise):
         ``max_features`` selects exactly that many and can be tuned in a grid
         search.
     standardize : {{'scale', 'bounded'}} or None, default='scale'
-        Column scaling before the neighbour searches (as R FOCI).{noise_entry if noise else ""}
+        Column scaling before the neighbour searches (as R FOCI).{noise_entry if noise else ties_entry}
     n_neighbors : int, default=1
         k of the k-nearest-neighbour coefficient (see :func:`chatterjee.codec`);
         1 is FOCI's. k > 1 needs NumPy data and is slower (a k-d tree per
@@ -238,14 +244,20 @@ class FOCISelector(_BaseFOCISelector):
     (500, 2)
     """
 
+    _parameter_constraints: dict = {
+        **_BaseFOCISelector._parameter_constraints,
+        "ties": [StrOptions({"random", "average"})],
+    }
+
     def __init__(self, *, y_type="auto", groups=None, max_features=None, stop="auto",
-                 standardize="scale", n_neighbors=1, nan_policy="raise",
+                 standardize="scale", ties="random", n_neighbors=1, nan_policy="raise",
                  random_state=None, n_jobs=None, verbose=0, backend="auto"):
         self.y_type = y_type
         self.groups = groups
         self.max_features = max_features
         self.stop = stop
         self.standardize = standardize
+        self.ties = ties
         self.n_neighbors = n_neighbors
         self.nan_policy = nan_policy
         self.random_state = random_state

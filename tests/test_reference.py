@@ -94,6 +94,19 @@ def test_ties_mean_matches_uniform_tie_breaking(ties_codec_call, estimator):
         assert np.ptp(values) <= 1e-12  # ties in Y only: no randomness at all
 
 
+def test_ties_average_is_the_exact_expectation(ties_codec_call):
+    """Unconditional T_n has a draw-free denominator, so ties='average' is E[T_n] under
+    uniform tie-breaking exactly: R FOCI's exact expectation where the file has one."""
+    call = ties_codec_call["call"]
+    average = codec(ties_codec_call["y"], ties_codec_call["z"], ties_codec_call["x"],
+                    y_type="continuous", ties="average").statistic
+    expected, expected_se = _expectation(call)
+    if ties_codec_call["x"] is None and expected_se == 0.0:
+        assert average == pytest.approx(expected, rel=1e-12)
+    else:   # a ratio of expectations: near the Monte Carlo mean of the ratios
+        assert abs(average - expected) < 0.05
+
+
 def test_ties_xi_mean(ties_xi_call):
     ties_call = ties_xi_call
     call = ties_call["call"]

@@ -8,7 +8,9 @@ PyTorch tensors and CuPy arrays stay on their device (:mod:`.array`: sorting, an
 exact uniform grid, chunked exact brute force). Both take the same uniform draws from the Generator.
 
 The k-nearest-neighbour graphs (``n_neighbors > 1``) are searched on the CPU only
-(:func:`.cpu.k_nearest_neighbors`); device arrays raise ``NotImplementedError``.
+(:func:`.cpu.k_nearest_neighbors`); device arrays raise ``NotImplementedError``. So
+are the graphs averaged over every tie-breaking (``ties='average'``,
+:func:`averaged_neighbors`).
 """
 
 import math
@@ -21,12 +23,17 @@ from array_api_compat import array_namespace
 from .cpu import (
     JoinedSearch,
     SharedBaseSearch,
+    TiedNeighbors,
     k_nearest_neighbors,
     nearest_neighbors_1d,
     nearest_neighbors_kdtree,
+    tied_neighbors,
 )
 
 __all__ = [
+    "AveragedSearch",
+    "TiedNeighbors",
+    "averaged_neighbors",
     "get_memory_limit",
     "nearest_neighbor_graphs",
     "nearest_neighbors",
@@ -69,13 +76,38 @@ def get_memory_limit():
     return array.get_memory_limit()
 
 
-def _cpu_only(points):
-    """Raise NotImplementedError for a k-nearest-neighbour search of device arrays."""
+def _cpu_only(points, what="n_neighbors > 1"):
+    """Raise NotImplementedError for a search of device arrays that only the CPU does."""
     if not isinstance(points, np.ndarray):
         raise NotImplementedError(
-            "n_neighbors > 1 is implemented for NumPy data only; use backend='numpy' "
+            f"{what} is implemented for NumPy data only; use backend='numpy' "
             "(PyTorch and CuPy data are then copied to the host)."
         )
+
+
+def averaged_neighbors(points, *, workers=-1, n_neighbors=1):
+    """Self-excluded nearest neighbour(s) of every point, averaged over tie-breaking.
+
+    Each point gets every point at its minimal distance with equal weight (for k
+    nearest: the points nearer than the k-th distance with weight 1/k, those at it
+    sharing the rest), which is the probability that :func:`nearest_neighbors`
+    draws it. Sums over these weights are the expectations of sums over the drawn
+    graph: no random draw is taken.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n, d)
+        Finite float64 coordinates (NumPy only), n >= 2.
+    workers : int, default=-1
+    n_neighbors : int, default=1
+
+    Returns
+    -------
+    TiedNeighbors
+        See :class:`.cpu.TiedNeighbors`.
+    """
+    _cpu_only(points, "ties='average'")
+    return tied_neighbors(safe_scale(points), n_neighbors, workers=workers)
 
 
 def neighbors_from_draws(points, u, *, workers=-1):
@@ -224,6 +256,27 @@ def safe_scale(points):
             )
     half = shift // 2  # two factors: 2**shift alone may not be a float
     return points * 2.0**half * 2.0**(shift - half)
+
+
+class AveragedSearch:
+    """:func:`averaged_neighbors` in ``(base, candidate)``, one k-d tree per candidate.
+
+    Parameters
+    ----------
+    base : ndarray of shape (n, d)
+        The shared block (d may be 0: the candidate alone).
+    workers, n_neighbors : int
+    """
+
+    def __init__(self, base, *, workers=-1, n_neighbors=1):
+        _cpu_only(base, "ties='average'")
+        self.base, self.workers, self.n_neighbors = base, workers, n_neighbors
+
+    def neighbors(self, block, u=None):
+        """The averaged neighbours in ``(base, block)``; ``u`` is not used."""
+        joint = np.column_stack((self.base, block.reshape(block.shape[0], -1)))
+        return averaged_neighbors(joint, workers=self.workers,
+                                  n_neighbors=self.n_neighbors)
 
 
 def shared_base_search(base, *, workers=-1, n_neighbors=1):

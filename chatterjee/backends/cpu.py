@@ -486,3 +486,99 @@ class JoinedSearch:
         """
         joint = np.column_stack((self.base, block.reshape(block.shape[0], -1)))
         return k_nearest_neighbors(joint, u, workers=self.workers)
+
+
+class TiedNeighbors:
+    """Every point's neighbours with the probability that random tie-breaking draws
+    each (divided by k), stored by sites so that large tied groups stay linear.
+
+    Point i's weights are the same for all members of one site (a set of equal
+    rows) except i itself, which never counts: point i in site ``owner[e]`` gives
+    weight ``weight[e]`` to every member j != i of site ``target[e]``, for every
+    entry e of its site. The weights of point i sum to 1.
+
+    Attributes
+    ----------
+    site_of : ndarray of shape (n,)
+        The site of each point.
+    counts, members, first : ndarray
+        As :func:`_fold_sites` returns them.
+    owner, target : ndarray of shape (n_entries,), int64
+    weight : ndarray of shape (n_entries,), float64
+    """
+
+    def __init__(self, site_of, counts, members, first, owner, target, weight):
+        self.site_of, self.counts, self.members, self.first = (site_of, counts, members,
+                                                               first)
+        self.owner, self.target, self.weight = owner, target, weight
+
+    def pairs(self):
+        """Every (point, entry) pair: ``point`` (n_pairs,) and ``entry`` (n_pairs,).
+
+        Their number is the sum over sites of members times entries: about n times
+        the number of equidistant sites a point has (n for a constant column).
+        """
+        sizes = self.counts[self.owner]
+        entry = np.repeat(np.arange(self.owner.shape[0]), sizes)
+        starts = np.cumsum(sizes) - sizes
+        rank = np.arange(entry.shape[0]) - np.repeat(starts, sizes)
+        point = self.members[self.first[self.owner[entry]] + rank]
+        return point, entry
+
+
+def tied_neighbors(points, k=1, workers=-1):
+    """The k nearest neighbours of every point, averaged over all tie-breakings.
+
+    Every point strictly nearer to point i than its k-th nearest distance d_k gets
+    weight 1/k; the t points at exactly d_k share the remaining ``(k - s) / k``
+    equally (s: the points strictly nearer), which is the probability that the
+    uniform draws of :func:`k_nearest_neighbors` (k = 1: of
+    :func:`nearest_neighbors_kdtree`) pick each of them, over k. Self excluded,
+    duplicates counted one by one.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n, d)
+        Finite float64 coordinates.
+    k : int, default=1
+        ``1 <= k < n``.
+    workers : int, default=-1
+        Threads for the queries (SciPy's meaning).
+
+    Returns
+    -------
+    TiedNeighbors
+    """
+    from scipy.spatial import cKDTree
+
+    sites, counts, members, first = _fold_sites(points)
+    n_sites = sites.shape[0]
+    site_of = np.empty(points.shape[0], dtype=np.int64)
+    site_of[members] = np.repeat(np.arange(n_sites), counts)
+    tree = cKDTree(sites)
+    owners, targets, weights = [], [], []
+    pending = np.arange(n_sites)
+    width = min(k + 2, n_sites)
+    while pending.shape[0]:
+        dist, idx = _query(tree, sites[pending], width, workers)
+        dist, idx = dist.reshape(-1, width), idx.reshape(-1, width)
+        others = counts[idx] - (idx == pending[:, None])     # points other than self
+        cumulative = np.cumsum(others, axis=1)
+        column = np.minimum((cumulative < k).sum(axis=1), width - 1)
+        kth = dist[np.arange(pending.shape[0]), column]
+        complete = (dist[:, -1] > kth) | (width == n_sites)
+        rows = np.flatnonzero(complete)
+        d, i, o = dist[rows], idx[rows], others[rows]
+        strict = (d < kth[rows, None]) & (o > 0)
+        tied = (d == kth[rows, None]) & (o > 0)
+        nearer = np.where(strict, o, 0).sum(axis=1)
+        at_kth = np.where(tied, o, 0).sum(axis=1)
+        share = (k - nearer) / (k * at_kth)
+        row, col = np.nonzero(strict | tied)
+        owners.append(pending[rows][row])
+        targets.append(i[row, col])
+        weights.append(np.where(strict[row, col], 1.0 / k, share[row]))
+        pending = pending[~complete]
+        width = min(4 * width, n_sites)
+    return TiedNeighbors(site_of, counts, members, first, np.concatenate(owners),
+                         np.concatenate(targets), np.concatenate(weights))
