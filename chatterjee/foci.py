@@ -291,9 +291,45 @@ def _candidate_graph(X, columns, seed, search, n_neighbors):
     return neighbors_from_draws(block, u)
 
 
+#: ``lookahead=2`` scores pairs when the best single candidate's gain is below
+#: ``WEAK_GAIN / sqrt(n)``: within the reach of the best of many independent
+#: candidates (T_n's null standard deviation is about ``0.8 / sqrt(n)``).
+WEAK_GAIN = 4.0
+#: Pairs scored by a look-ahead step: at most this many times the candidates left
+#: (all pairs when they fit, else all pairs among the best single candidates).
+PAIR_BUDGET = 25
+
+
+def _best_pair(agreements, seeds, remaining, members, reference, gain, scale, rng,
+               score, weak):
+    """The look-ahead of a step: the best pair when its joint gain is not weak
+    (at least ``weak``) and beats twice the best single gain, as picks ``[(position, columns, seed, agreement)]`` (the better single first,
+    the second's columns the pair's), or None.
+
+    Pairs are formed among the ``m`` best single candidates, ``m (m - 1) / 2`` at
+    most ``PAIR_BUDGET`` times the candidates left (all of them when that allows).
+    """
+    count = len(remaining)
+    budget = PAIR_BUDGET * count
+    pool_size = min(count, int((1 + np.sqrt(1 + 8 * budget)) / 2))
+    pool = np.sort(np.argsort(-agreements, kind="stable")[:pool_size])
+    pairs = [(a, b) for i, a in enumerate(pool) for b in pool[i + 1:]]
+    pair_seeds = rng.integers(np.iinfo(np.int64).max, size=len(pairs))
+    pair_agreements = score([np.concatenate([members[remaining[a]], members[remaining[b]]])
+                             for a, b in pairs], pair_seeds)
+    best = int(np.argmax(pair_agreements))
+    pair_gain = (pair_agreements[best] - reference) / scale
+    if not pair_gain > max(2 * gain, weak):
+        return None
+    first, second = sorted(pairs[best], key=lambda c: -agreements[c])
+    return [(first, members[remaining[first]], seeds[first], agreements[first]),
+            (second, np.concatenate([members[remaining[first]], members[remaining[second]]]),
+             pair_seeds[best], pair_agreements[best])]
+
+
 def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbors,
             nan_policy, random_state, n_jobs, verbose, backend, ties="random",
-            noise_scale=None):
+            lookahead=1, noise_scale=None):
     from joblib import effective_n_jobs
     from sklearn.utils.parallel import Parallel, delayed
 
@@ -306,6 +342,8 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
     n = X.shape[0]
     n_neighbors = check_n_neighbors(n_neighbors, n, X)
     average = check_ties(ties) == "average"
+    if isinstance(lookahead, bool) or lookahead not in (1, 2):
+        raise ValueError(f"`lookahead` must be 1 or 2, got {lookahead!r}.")
     rng = check_random_state(random_state)
     response = response_of(y, categorical)
 
@@ -332,13 +370,38 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
 
     remaining = [c for c in range(labels.shape[0]) if members[c].shape[0]]
     # Device searches run one at a time: threads would multiply the device memory.
-    n_chunks = max(1, min(effective_n_jobs(n_jobs) if on_host else 1, len(remaining)))
+    n_workers = effective_n_jobs(n_jobs) if on_host else 1
     parallel = Parallel(n_jobs=n_jobs, prefer="threads")
     picked, scores, gains = [], [], []
     agreement_prev, graph_prev = None, None
+    # Q(S) = T_n(Y, X_S) = (agreement - null) / scale: gains in T's units
+    null, scale = response.unconditional_terms(0.0)
+    null = -null
     start = time.perf_counter()
     name = "L-FOCI" if noise_scale is not None else "FOCI"
     what = "group" if groups is not None else "feature"
+
+    def score(blocks, seeds, search, progress):
+        """The agreements of the candidate blocks in (X_S, block), in parallel
+        chunks (with a bar, in rounds so that it moves; the result does not depend
+        on the chunks)."""
+        n_chunks = max(1, min(n_workers, len(blocks)))
+        rounds = PROGRESS_ROUNDS if progress.bar is not None else 1
+        chunks = [chunk for chunk in np.array_split(
+            np.arange(len(blocks)), min(len(blocks), n_chunks * rounds)) if chunk.shape[0]]
+        parts = []
+        for first in range(0, len(chunks), n_chunks):
+            batch = chunks[first:first + n_chunks]
+            parts.extend(parallel(
+                delayed(_neighbor_agreements)(
+                    response, X, [blocks[i] for i in chunk], seeds[chunk], search,
+                    n_neighbors,
+                )
+                for chunk in batch
+            ))
+            progress.update(sum(chunk.shape[0] for chunk in batch))
+        return np.concatenate(parts)
+
     with Progress(verbose, desc=name, unit="candidate") as progress:
         while remaining and len(picked) < max_features:
             seeds = rng.integers(np.iinfo(np.int64).max, size=len(remaining))
@@ -349,60 +412,50 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
             else:
                 search = (shared_base_search(base, n_neighbors=n_neighbors)
                           if picked else None)
-            # With a bar, score the candidates in rounds of n_chunks chunks (one
-            # parallel call each) so that the bar moves; the agreements, hence the
-            # result, do not depend on the chunks.
-            rounds = PROGRESS_ROUNDS if progress.bar is not None else 1
-            chunks = [chunk for chunk in np.array_split(
-                np.arange(len(remaining)), min(len(remaining), n_chunks * rounds))
-                if chunk.shape[0]]
             progress.reset(len(remaining), f"{name} step {len(picked) + 1}")
-            parts = []
-            for first in range(0, len(chunks), n_chunks):
-                batch = chunks[first:first + n_chunks]
-                parts.extend(parallel(
-                    delayed(_neighbor_agreements)(
-                        response, X, [members[remaining[i]] for i in chunk], seeds[chunk], search,
-                        n_neighbors,
-                    )
-                    for chunk in batch
-                ))
-                progress.update(sum(chunk.shape[0] for chunk in batch))
-            agreements = np.concatenate(parts)
+            agreements = score([members[c] for c in remaining], seeds, search, progress)
             best = int(np.argmax(agreements))  # first maximum: the lowest label
-            graph = _candidate_graph(X, members[remaining[best]], seeds[best], search,
-                                     n_neighbors)
-            numerator, denominator = dependence_terms(response, graph)
-            if stop and (
-                numerator <= 0  # Q(j) <= 0 at the first step
-                if graph_prev is None
-                else agreements[best] <= agreement_prev  # Q(S + j) <= Q(S)
-            ):
+            reference = null if agreement_prev is None else agreement_prev
+            # (position in remaining, its graph's columns, seed, agreement) per pick
+            picks = [(best, members[remaining[best]], seeds[best], agreements[best])]
+            gain = (agreements[best] - reference) / scale
+            weak = WEAK_GAIN / np.sqrt(n)
+            if (lookahead == 2 and len(remaining) >= 2 and max_features - len(picked) >= 2
+                    and gain < weak):
+                picks = _best_pair(
+                    agreements, seeds, remaining, members, reference, gain, scale, rng,
+                    lambda blocks, draws: score(blocks, draws, search, progress),
+                    weak) or picks
+            if stop and picks[-1][3] <= reference:   # Q(S + picks) <= Q(S)
                 progress.step(
                     f"[{name.lower()}] step {len(picked) + 1}: no {what} adds dependence, "
                     f"stop ({time.perf_counter() - start:.2f} s)",
                     f"stopped after {len(picked)} picks",
                 )
                 break
-            candidate = remaining.pop(best)
-            scores.append(numerator / denominator)
-            gains.append(
-                scores[-1]
-                if graph_prev is None
-                else ratio_or_nan(*dependence_terms(response, graph, graph_prev), True)
-            )
-            picked.append(candidate)
-            agreement_prev, graph_prev = agreements[best], graph
-            if progress.active:
-                label = labels[candidate]
-                shown = (f"{label} ({names[label]})" if names is not None and groups is None
-                         else f"{label}")
-                progress.step(
-                    f"[{name.lower()}] step {len(picked)}: {what} {shown}, "
-                    f"T = {scores[-1]:.4f}, gain = {gains[-1]:.4f}, "
-                    f"{time.perf_counter() - start:.2f} s",
-                    f"picked {shown}, T = {scores[-1]:.3f}",
+            chosen = [remaining[position] for position, *_ in picks]
+            for candidate, (_, columns, seed, agreement_now) in zip(chosen, picks):
+                graph = _candidate_graph(X, columns, seed, search, n_neighbors)
+                numerator, denominator = dependence_terms(response, graph)
+                scores.append(numerator / denominator)
+                gains.append(
+                    scores[-1]
+                    if graph_prev is None
+                    else ratio_or_nan(*dependence_terms(response, graph, graph_prev), True)
                 )
+                picked.append(candidate)
+                remaining.remove(candidate)
+                agreement_prev, graph_prev = agreement_now, graph
+                if progress.active:
+                    label = labels[candidate]
+                    shown = (f"{label} ({names[label]})"
+                             if names is not None and groups is None else f"{label}")
+                    progress.step(
+                        f"[{name.lower()}] step {len(picked)}: {what} {shown}, "
+                        f"T = {scores[-1]:.4f}, gain = {gains[-1]:.4f}, "
+                        f"{time.perf_counter() - start:.2f} s",
+                        f"picked {shown}, T = {scores[-1]:.3f}",
+                    )
     return result(picked, scores, gains)
 
 
@@ -431,6 +484,15 @@ _SHARED_DOC = """
     stop : bool, default=True
         Stop at the first step whose best candidate adds no dependence
         (T_n(Y, X_j | X_S) <= 0). False ranks features until ``max_features``.
+    lookahead : {1, 2}, default=1
+        1: FOCI's greedy step. 2: at a step whose best candidate adds little
+        (a gain in T_n below ``4 / sqrt(n)``, where the best of many independent
+        candidates can reach), also score pairs of candidates (all pairs up to 51
+        candidates, else the pairs among the best single candidates, 25 per
+        candidate), and add the best pair when its joint gain is at least
+        ``4 / sqrt(n)`` and more than twice the best single gain: features that
+        matter only together (y = X1 X2, XOR) then enter together. Such a step
+        costs up to 25 times a plain one.
     standardize : {'scale', 'bounded'} or None, default='scale'
         Column scaling before the neighbour searches, as in R FOCI: 'scale' centres
         and divides by the standard deviation (n - 1), 'bounded' maps to [0, 1],
@@ -475,8 +537,8 @@ _SHARED_DOC = """
 
 
 def foci(X, y, *, y_type="auto", groups=None, max_features=None, stop=True,
-         standardize="scale", ties="random", n_neighbors=1, nan_policy="raise",
-         random_state=None, n_jobs=None, verbose=0, backend="auto"):
+         standardize="scale", ties="random", lookahead=1, n_neighbors=1,
+         nan_policy="raise", random_state=None, n_jobs=None, verbose=0, backend="auto"):
     """Feature Ordering by Conditional Independence (Azadkia and Chatterjee).
 
     Greedy forward selection: at each step add the feature j that maximizes
@@ -512,12 +574,12 @@ def foci(X, y, *, y_type="auto", groups=None, max_features=None, stop=True,
     return _select(X, y, y_type=y_type, groups=groups, max_features=max_features, stop=stop,
                    standardize=standardize, n_neighbors=n_neighbors,
                    nan_policy=nan_policy, random_state=random_state, n_jobs=n_jobs,
-                   verbose=verbose, backend=backend, ties=ties)
+                   verbose=verbose, backend=backend, ties=ties, lookahead=lookahead)
 
 
-def lfoci(X, y, *, y_type="auto", groups=None, max_features=None, stop=True, standardize="scale",
-          noise_scale=1e-4, n_neighbors=1, nan_policy="raise", random_state=None,
-          n_jobs=None, verbose=0, backend="auto"):
+def lfoci(X, y, *, y_type="auto", groups=None, max_features=None, stop=True,
+          standardize="scale", noise_scale=1e-4, lookahead=1, n_neighbors=1,
+          nan_policy="raise", random_state=None, n_jobs=None, verbose=0, backend="auto"):
     """L-FOCI: FOCI on tie-broken features, for data with many ties (Mehta et al.).
 
     The features are standardized, then Gaussian noise far below each column's
@@ -544,7 +606,8 @@ def lfoci(X, y, *, y_type="auto", groups=None, max_features=None, stop=True, sta
     return _select(X, y, y_type=y_type, groups=groups, max_features=max_features, stop=stop,
                    standardize=standardize, n_neighbors=n_neighbors,
                    nan_policy=nan_policy, random_state=random_state, n_jobs=n_jobs,
-                   verbose=verbose, backend=backend, noise_scale=noise_scale)
+                   verbose=verbose, backend=backend, lookahead=lookahead,
+                   noise_scale=noise_scale)
 
 
 foci.__doc__ = foci.__doc__.replace("{params}", _SHARED_DOC.replace("{extra}", """

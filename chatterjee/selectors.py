@@ -21,6 +21,7 @@ class _BaseFOCISelector(SelectorMixin, BaseEstimator):
         "groups": ["array-like", None],
         "max_features": [Interval(Integral, 1, None, closed="left"), None],
         "stop": ["boolean", StrOptions({"auto"})],
+        "lookahead": [Interval(Integral, 1, 2, closed="both")],
         "standardize": [StrOptions({"scale", "bounded"}), None],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "nan_policy": [StrOptions({"raise", "omit"})],
@@ -168,6 +169,11 @@ def _parameters_doc(noise):
         True when ``max_features`` is None, else False, so that a given
         ``max_features`` selects exactly that many and can be tuned in a grid
         search.
+    lookahead : {{1, 2}}, default=1
+        2: when the best single feature adds little, also score pairs and add the
+        best pair if it adds much more together (features that matter only
+        jointly, such as y = X1 X2); up to 25 times the cost of such a step (see
+        :func:`chatterjee.foci`).
     standardize : {{'scale', 'bounded'}} or None, default='scale'
         Column scaling before the neighbour searches (as R FOCI).{noise_entry if noise else ties_entry}
     n_neighbors : int, default=1
@@ -250,12 +256,14 @@ class FOCISelector(_BaseFOCISelector):
     }
 
     def __init__(self, *, y_type="auto", groups=None, max_features=None, stop="auto",
-                 standardize="scale", ties="random", n_neighbors=1, nan_policy="raise",
-                 random_state=None, n_jobs=None, verbose=0, backend="auto"):
+                 lookahead=1, standardize="scale", ties="random", n_neighbors=1,
+                 nan_policy="raise", random_state=None, n_jobs=None, verbose=0,
+                 backend="auto"):
         self.y_type = y_type
         self.groups = groups
         self.max_features = max_features
         self.stop = stop
+        self.lookahead = lookahead
         self.standardize = standardize
         self.ties = ties
         self.n_neighbors = n_neighbors
@@ -298,13 +306,14 @@ class LFOCISelector(_BaseFOCISelector):
     }
 
     def __init__(self, *, y_type="auto", groups=None, max_features=None, stop="auto",
-                 standardize="scale", noise_scale=1e-4, n_neighbors=1,
+                 lookahead=1, standardize="scale", noise_scale=1e-4, n_neighbors=1,
                  nan_policy="raise", random_state=None, n_jobs=None, verbose=0,
                  backend="auto"):
         self.y_type = y_type
         self.groups = groups
         self.max_features = max_features
         self.stop = stop
+        self.lookahead = lookahead
         self.standardize = standardize
         self.noise_scale = noise_scale
         self.n_neighbors = n_neighbors
