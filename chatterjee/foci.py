@@ -424,7 +424,8 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
                     and gain < weak):
                 picks = _best_pair(
                     agreements, seeds, remaining, members, reference, gain, scale, rng,
-                    lambda blocks, draws: score(blocks, draws, search, progress),
+                    lambda blocks, draws, search=search: score(blocks, draws, search,
+                                                               progress),
                     weak) or picks
             if stop and picks[-1][3] <= reference:   # Q(S + picks) <= Q(S)
                 progress.step(
