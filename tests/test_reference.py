@@ -115,6 +115,8 @@ def test_ties_xi_mean(ties_xi_call):
     r_values = np.asarray(call["r_values"], dtype=float)
     # The expectation formula is checked against XICOR's own random tie-breaking ...
     _assert_mean_matches(r_values, expected, 0.0, f"{ties_call['file']} R's xi")
+    # ... is ties="average" exactly ...
+    assert xi(x, y, ties="average").statistic == pytest.approx(expected, rel=1e-12)
     # ... and our randomized xi against the formula and against R's sample.
     values = np.array([_compute("xi", ties_call, seed) for seed in range(N_SEEDS)])
     _assert_mean_matches(values, expected, 0.0, f"{ties_call['file']} xi")

@@ -126,3 +126,45 @@ def test_errors():
     with pytest.raises(NotImplementedError, match="ties='average' is implemented for NumPy"):
         codec(torch.as_tensor(y), torch.as_tensor(X[:, 0]), ties="average",
               backend="torch")
+
+
+def exact_mean_of_random_xi(x, y):
+    """The mean of xi over every order of the tied x values, by enumeration."""
+    from itertools import permutations, product
+
+    n = len(y)
+    R = (y[None, :] <= y[:, None]).sum(axis=1)
+    L = (y[None, :] >= y[:, None]).sum(axis=1)
+    groups = [np.flatnonzero(x == value) for value in np.unique(x)]
+    values = []
+    for orders in product(*[list(permutations(g)) for g in groups]):
+        r = R[np.concatenate(orders)]
+        values.append(1 - n * np.abs(np.diff(r)).sum() / (2 * np.sum(L * (n - L))))
+    return np.mean(values)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_xi_average_is_the_mean_over_every_order(seed):
+    from chatterjee import xi
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 4, size=9).astype(float)
+    y = rng.integers(0, 5, size=9).astype(float)
+    if np.ptp(y) == 0:
+        y[0] += 1
+    assert xi(x, y, ties="average").statistic == pytest.approx(
+        exact_mean_of_random_xi(x, y), rel=1e-12)
+
+
+def test_xi_average_without_ties_and_with_permutations():
+    from chatterjee import xi
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=200)
+    y = x**2 + 0.5 * rng.normal(size=200)
+    assert xi(x, y, ties="average").statistic == pytest.approx(xi(x, y).statistic,
+                                                               rel=1e-12)
+    tied = np.round(x, 1)
+    result = xi(tied, y, ties="average", method="permutation", random_state=0)
+    assert result.statistic == xi(tied, y, ties="average").statistic
+    assert result.pvalue < 0.01
