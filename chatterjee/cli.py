@@ -165,8 +165,9 @@ def _numeric_columns(frame, exclude=()):
     return numeric
 
 
-def _check_columns(frame, names, what):
-    """Check that the explicitly named columns exist and are numeric."""
+def _check_columns(frame, names, what, labels=False):
+    """Check that the explicitly named columns exist and are numeric (or, with
+    ``labels``, that they exist: a response may hold class labels)."""
     import pandas as pd
 
     for name in names:
@@ -176,7 +177,7 @@ def _check_columns(frame, names, what):
                     if frame.shape[1] == 1 else "")
             raise CliError(f"{what}: no column {name!r} (columns found: "
                            f"{available}{hint})")
-        if not pd.api.types.is_numeric_dtype(frame[name]):
+        if not labels and not pd.api.types.is_numeric_dtype(frame[name]):
             raise CliError(f"{what}: column {name!r} is not numeric "
                            f"(dtype {frame[name].dtype})")
 
@@ -188,8 +189,9 @@ def _split_names(text, option):
     return names
 
 
-def _complete_rows(frame, columns):
-    """The rows of ``columns`` with no missing value, as float64 (a note if some drop)."""
+def _complete_rows(frame, columns, response=None):
+    """The rows of ``columns`` with no missing value, as float64 (a note if some drop);
+    the ``response`` column keeps its values (class labels may be text)."""
     block = frame[columns]
     complete = block.dropna()
     dropped = block.shape[0] - complete.shape[0]
@@ -199,7 +201,15 @@ def _complete_rows(frame, columns):
     if dropped:
         print(f"chatterjee: note: dropped {dropped} row(s) with missing values",
               file=sys.stderr)
-    return complete.astype(np.float64)
+    numeric = [c for c in complete.columns if c != response]
+    return complete.astype({c: np.float64 for c in numeric})
+
+
+def _add_y_type(parser, option):
+    parser.add_argument("--y-type", choices=("auto", "continuous", "categorical"),
+                        default="auto",
+                        help=f"compare {option} by its order or by class ('auto': text "
+                             "and two-valued columns are classes)")
 
 
 def _positive_int(text):
@@ -245,11 +255,11 @@ def _select(args):
     from .foci import foci, lfoci
 
     frame, source = _load_frame(args.data)
-    _check_columns(frame, [args.target], "--target")
+    _check_columns(frame, [args.target], "--target", labels=args.y_type != "continuous")
     candidates = _numeric_columns(frame, exclude=[args.target])
     if not candidates:
         raise CliError(f"no numeric column besides {args.target!r} to select from")
-    data = _complete_rows(frame, [args.target] + candidates)
+    data = _complete_rows(frame, [args.target] + candidates, response=args.target)
     X, y = data[candidates], data[args.target].to_numpy()
 
     groups = None
@@ -271,9 +281,9 @@ def _select(args):
         print(f"{name} on {source}: target {args.target!r}, n = {len(y)}, "
               f"{n_candidates} candidate {what}")
     start = time.perf_counter()
-    result = select(X, y, groups=groups, max_features=args.max_features,
-                    stop=not args.no_stop, random_state=args.seed,
-                    verbose=_verbosity(args))
+    result = select(X, y, y_type=args.y_type, groups=groups,
+                    max_features=args.max_features, stop=not args.no_stop,
+                    random_state=args.seed, verbose=_verbosity(args))
     elapsed = time.perf_counter() - start
 
     if groups is None:
@@ -309,7 +319,7 @@ def _codec(args):
     frame, source = _load_frame(args.data)
     z = _split_names(args.z, "--z")
     x = _split_names(args.x, "--x") if args.x is not None else []
-    _check_columns(frame, [args.y], "--y")
+    _check_columns(frame, [args.y], "--y", labels=args.y_type != "continuous")
     _check_columns(frame, z, "--z")
     _check_columns(frame, x, "--x")
     both = [name for name in z if name in x]
@@ -318,9 +328,10 @@ def _codec(args):
               f"{'it adds' if len(both) == 1 else 'they add'} nothing (T is 0 in the "
               f"limit; on tied data the estimate is tie-breaking noise)", file=sys.stderr)
     used = list(dict.fromkeys([args.y] + z + x))
-    data = _complete_rows(frame, used)
+    data = _complete_rows(frame, used, response=args.y)
     result = codec(data[args.y].to_numpy(), data[z].to_numpy(),
-                   data[x].to_numpy() if x else None, random_state=args.seed)
+                   data[x].to_numpy() if x else None, y_type=args.y_type,
+                   random_state=args.seed)
     if args.json:
         print(json.dumps({"T": _float(result.statistic), "n": int(result.n_samples),
                           "y": args.y, "z": z, "x": x}))
@@ -504,6 +515,7 @@ def build_parser():
                         help="the response column ('target' in the built-in data)")
     select.add_argument("--max-features", type=_positive_int, default=None, metavar="K",
                         help="select at most K candidates")
+    _add_y_type(select, "--target")
     select.add_argument("--randomized", action="store_true",
                         help="L-FOCI: break ties with a little noise (for discrete data)")
     select.add_argument("--no-stop", action="store_true",
@@ -527,6 +539,7 @@ def build_parser():
                        help="comma-separated columns whose dependence is measured")
     codec.add_argument("--x", default=None, metavar="COLS",
                        help="comma-separated conditioning columns (optional)")
+    _add_y_type(codec, "--y")
     codec.set_defaults(run=_codec)
 
     blanket = commands.add_parser(

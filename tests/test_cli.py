@@ -190,10 +190,24 @@ def test_error_missing_column(capsys, chain_csv):
 
 
 def test_error_non_numeric_column(capsys, chain_csv):
-    assert_error(*run(capsys, "select", str(chain_csv), "--target", "label"),
+    assert_error(*run(capsys, "select", str(chain_csv), "--target", "label",
+                      "--y-type", "continuous"),
                  "'label' is not numeric")
     assert_error(*run(capsys, "codec", str(chain_csv), "--y", "c", "--z", "label"),
                  "'label' is not numeric")
+
+
+def test_text_target_is_a_class_label(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(2, 300))
+    lines = ["a,b,label"] + [f"{a[i]},{b[i]},{'yes' if a[i] > 0 else 'no'}"
+                             for i in range(300)]
+    path = tmp_path / "labels.csv"
+    path.write_text("\n".join(lines) + "\n")
+    code, out, _ = run(capsys, "select", str(path), "--target", "label", "--json")
+    assert code == 0 and json.loads(out)["selected"] == ["a"]
+    code, out, _ = run(capsys, "codec", str(path), "--y", "label", "--z", "a", "--json")
+    assert code == 0 and json.loads(out)["T"] > 0.9
 
 
 @pytest.mark.parametrize("value, fragment", [
