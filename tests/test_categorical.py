@@ -239,3 +239,19 @@ def test_lfoci_takes_labels():
     X = rng.integers(0, 3, size=(800, 5))
     labels = np.array(["red", "green", "blue"])[np.minimum(X[:, 3] + X[:, 0], 2)]
     assert sorted(lfoci(X, labels, random_state=0).selected.tolist()) == [0, 3]
+
+
+@pytest.mark.parametrize("selector", [FOCISelector, LFOCISelector])
+def test_selectors_take_labels_of_every_kind(selector):
+    pd = pytest.importorskip("pandas")
+    X, y = wine()
+    expected = selector(y_type="categorical", random_state=0).fit(X, y).selected_features_
+    names = np.array(["barolo", "grignolino", "barbera"])[y]
+    for labels in (pd.Categorical(names), pd.Series(names, dtype="string"), names.tolist()):
+        fitted = selector(random_state=0).fit(X, labels)
+        np.testing.assert_array_equal(fitted.selected_features_, expected)
+    binary = y == 1
+    np.testing.assert_array_equal(
+        selector(random_state=0).fit(X, binary).selected_features_,
+        selector(y_type="categorical", random_state=0).fit(X, binary.astype(int))
+        .selected_features_)
