@@ -31,10 +31,12 @@ def select_spurious_attributes(attributes, target, *, randomized=True, random_st
         Attribute values (binary or discrete attributes are typical; L-FOCI breaks
         their ties).
     target : array_like of shape (n_samples,)
-        The label the network predicts (numeric codes for a classification).
-        CODEC reads the codes as ordered: an attribute that splits the classes
-        into non-contiguous sets (odd and even digits, say) is seen only weakly
-        and can be missed (see ``docs/spurious.md``).
+        The label the network predicts (class codes or names). It is compared as a
+        categorical response (``y_type='categorical'``, see
+        :func:`chatterjee.codec`), so an attribute that splits the classes into
+        non-contiguous sets (odd and even digits, say) is seen as well as a
+        threshold of the codes. Pass ``y_type='continuous'`` in ``options`` for
+        an ordered target.
     randomized : bool, default=True
         Use L-FOCI (the paper's choice for discrete attributes).
     random_state : None, int or numpy.random.Generator, default=None
@@ -59,6 +61,7 @@ def select_spurious_attributes(attributes, target, *, randomized=True, random_st
     ...                            random_state=0)
     array([3])
     """
+    options.setdefault("y_type", "categorical")
     result = markov_blanket(attributes, target, randomized=randomized,
                             random_state=random_state, **options)
     return result.blanket_columns

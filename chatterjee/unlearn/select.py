@@ -39,7 +39,7 @@ def lfoci_slices(activations, losses, column_slices, *, max_slices=None, random_
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant units and a flat loss are expected
         result = lfoci(np.asarray(activations, dtype=np.float64),
-                       np.asarray(losses, dtype=np.float64),
+                       np.asarray(losses, dtype=np.float64), y_type="continuous",
                        groups=[group_of[s] for s in column_slices] if grouped else None,
                        max_features=max_slices, random_state=random_state)
     if grouped:
