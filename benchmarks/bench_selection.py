@@ -8,9 +8,10 @@ the ``bench`` extra).
 Synthetic designs (true features known): each selector runs on a 70 % split; its
 recall, precision and CPU seconds, and the score of a random forest trained on
 that split with the selected features, on the other 30 %.
-Real data (scikit-learn's bundled sets): 5-fold cross-validation with the selection
-inside each fold; FOCI selects its own number of features k (its stopping rule) and
-the selectors that need a number get the same k in that fold.
+Real data (scikit-learn's bundled sets): 5-fold cross-validation (``--repeats``
+times) with the selection inside each fold; FOCI selects its own number of features
+k (its stopping rule) and the selectors that need a number get the same k in that
+fold; the paired difference of FOCI's score and each selector's, fold by fold.
 
 Selectors: FOCI (``FOCISelector`` defaults; categorical y for classes), FOCI with
 ``lookahead=2`` where the design is a pure interaction, mRMR (``mrmr-selection``),
@@ -41,7 +42,11 @@ from sklearn.datasets import (  # noqa: E402
     make_friedman1,
 )
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor  # noqa: E402
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split  # noqa: E402
+from sklearn.model_selection import (  # noqa: E402
+    RepeatedKFold,
+    RepeatedStratifiedKFold,
+    train_test_split,
+)
 
 import chatterjee  # noqa: E402
 from chatterjee import FOCISelector  # noqa: E402
@@ -294,12 +299,12 @@ def run_synthetic(selectors, names, seeds):
     return rows
 
 
-def run_real(selectors, names, seed, folds=5):
+def run_real(selectors, names, seed, folds=5, repeats=1):
     rows = []
     for case in names:
         X, y, task = real(case)
-        splitter = (StratifiedKFold if task == "classification" else KFold)(
-            folds, shuffle=True, random_state=seed)
+        splitter = (RepeatedStratifiedKFold if task == "classification" else RepeatedKFold)(
+            n_splits=folds, n_repeats=repeats, random_state=seed)
         results = {}
         for train, test in splitter.split(X, y):
             k = None
@@ -312,10 +317,13 @@ def run_real(selectors, names, seed, folds=5):
                 score = downstream(X[train], y[train], X[test], y[test], columns, task,
                                    seed)
                 results.setdefault(name, []).append((score, len(columns), cpu))
+        reference = np.array(results["FOCI"], dtype=float)[:, 0]
         for name, values in results.items():
             values = np.array(values, dtype=float)
+            difference = reference - values[:, 0]        # paired, fold by fold
             rows.append((case, name, values[:, 0].mean(), values[:, 0].std(),
-                         values[:, 1].mean(), np.median(values[:, 2])))
+                         values[:, 1].mean(), np.median(values[:, 2]), difference.mean(),
+                         difference.std(ddof=1) / np.sqrt(len(difference))))
         print_rows(rows[-len(results):], synthetic=False)
     return rows
 
@@ -327,9 +335,10 @@ def print_rows(rows, synthetic):
             print(f"| {case} | {name} | {recall:.2f} | {precision:.2f} | {all_found:.2f} "
                   f"| {score:.3f} | {cpu:.2f} |", flush=True)
         else:
-            case, name, score, sd, size, cpu = row
-            print(f"| {case} | {name} | {score:.3f} ({sd:.3f}) | {size:.1f} | {cpu:.2f} |",
-                  flush=True)
+            case, name, score, sd, size, cpu, difference, error = row
+            paired = "" if name == "FOCI" else f"{difference:+.3f} ± {error:.3f}"
+            print(f"| {case} | {name} | {score:.3f} ({sd:.3f}) | {size:.1f} | {paired} | "
+                  f"{cpu:.2f} |", flush=True)
 
 
 def interaction_recovery(seeds, n=1000, p=50):
@@ -411,6 +420,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one seed, small designs")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="repeats of the 5-fold cross-validation on real data")
+    parser.add_argument("--real-data", nargs="+", default=REAL, choices=REAL)
     parser.add_argument("--parts", nargs="+",
                         default=["synthetic", "real", "interactions", "cost", "ties"])
     args = parser.parse_args()
@@ -424,9 +436,10 @@ def main():
         names = ["y = X1 X2 (p=50)"] if args.quick else list(SYNTHETIC)
         run_synthetic(selectors, names, seeds)
     if "real" in args.parts:
-        print("\n| data | selector | 5-fold forest score (sd) | features | CPU s |"
-              "\n|---|---|---|---|---|")
-        run_real(selectors, ["wine"] if args.quick else REAL, seed=0)
+        print("\n| data | selector | 5-fold forest score (sd) | features | "
+              "FOCI minus it, paired (± se) | CPU s |\n|---|---|---|---|---|---|")
+        run_real(selectors, ["wine"] if args.quick else args.real_data, seed=0,
+                 repeats=args.repeats)
     if "interactions" in args.parts:
         print("\n| design (n = 1000) | seeds | both found, FOCI | with lookahead=2 | "
               "CPU s | CPU s, lookahead |\n|---|---|---|---|---|---|")
