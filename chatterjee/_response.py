@@ -40,8 +40,6 @@ class OrderedResponse:
         Finite float64 values (NumPy, PyTorch or CuPy).
     """
 
-    categorical = False
-
     def __init__(self, y):
         self.R, self.L = max_ranks(y)
         self.n = y.shape[0]
@@ -109,8 +107,6 @@ class CategoricalResponse(OrderedResponse):
     y : array of shape (n,)
         Finite float64 class codes (NumPy, PyTorch or CuPy).
     """
-
-    categorical = True
 
     def __init__(self, y):
         super().__init__(y)          # the max-ranks of the codes count the classes
@@ -249,6 +245,11 @@ def _codes(y, name):
             f"`{name}` must be one-dimensional (one label per sample), got shape "
             f"{array.shape}."
         )
+    if array.dtype.kind in "biufUS":       # NumPy's own sort: fast, NaN the only gap
+        missing = np.isnan(array) if array.dtype.kind == "f" else np.zeros(len(array), bool)
+        codes = np.full(len(array), np.nan)
+        codes[~missing] = np.unique(array[~missing], return_inverse=True)[1]
+        return codes
     labels = array.tolist()
     missing = np.array([_is_missing(v) for v in labels], dtype=bool)
     present = [v for v, m in zip(labels, missing) if not m]
@@ -263,13 +264,21 @@ def _codes(y, name):
 
 def _distinct_values(y):
     """Number of distinct finite values of a numeric ``y``, whether they are all
-    integers, and how many finite values there are."""
+    integers, and how many finite values there are (``(3, False, n)`` as soon as
+    its first values show three distinct ones, not all integers: a measurement)."""
     array = _host_array(y)
     if np.iscomplexobj(array):          # check_samples explains
         return 0, False, 0
-    if array.dtype.kind == "O":
-        array = np.array([np.nan if _is_missing(v) else float(v) for v in array.ravel()])
-    array = np.asarray(array, dtype=np.float64).ravel()
-    array = array[np.isfinite(array)]
+    head = _finite_floats(array.ravel()[:1024])
+    if np.unique(head).size > 2 and not np.all(head == np.round(head)):
+        return 3, False, array.size
+    array = _finite_floats(array.ravel())
     return (np.unique(array).size, bool(np.all(array == np.round(array))),
             int(array.size))
+
+
+def _finite_floats(array):
+    if array.dtype.kind == "O":
+        array = np.array([np.nan if _is_missing(v) else float(v) for v in array])
+    array = np.asarray(array, dtype=np.float64)
+    return array[np.isfinite(array)]
