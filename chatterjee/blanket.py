@@ -241,8 +241,8 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
             "no k-nearest-neighbour version); use randomized=False."
         )
     X_checked, y, labels, members, _, names, categorical = check_foci_args(
-        X, y, groups, None, True, standardize, nan_policy=nan_policy, y_type=y_type
-    )
+        X, y, groups, None, True, standardize, nan_policy=nan_policy, y_type=y_type,
+        stacklevel=4)
     y_type = "categorical" if categorical else "continuous"     # y holds the codes
     # Names are shown for a DataFrame's columns; groups are shown by their labels.
     shown = labels if names is None or groups is not None else names

@@ -54,8 +54,9 @@ def dependence_terms(response, joint, given=None):
 
 
 def agreement(response, graph):
-    """``sum_i s(i, graph(i))`` as a float (exact: an integer below 2**53), with the
-    response's similarity s (``min(R_i, R_j)``, or ``1{Y_i = Y_j}`` for classes).
+    """``sum_i s(i, graph(i))`` as a float, with the response's similarity s
+    (``min(R_i, R_j)``, or ``1{Y_i = Y_j}`` for classes): exact for a drawn graph
+    (an integer below 2**53), rounded for averaged weights.
 
     For a k-nearest-neighbour graph of shape (n, k) (NumPy), the mean over each
     row's neighbours: ``sum_i sum_j s(i, graph[i, j]) / k``; for a

@@ -234,7 +234,7 @@ def check_selection_nan_policy(nan_policy):
 
 
 def check_foci_args(X, y, groups, max_features, stop, standardize, backend="numpy",
-                    nan_policy="raise", y_type="auto"):
+                    nan_policy="raise", y_type="auto", stacklevel=5):
     """Validate FOCI's arguments; X and y come back in the backend's library (a
     categorical y as class codes, see :func:`_response.encode_response`)."""
     if standardize not in STANDARDIZE_OPTIONS:
@@ -245,7 +245,7 @@ def check_foci_args(X, y, groups, max_features, stop, standardize, backend="nump
         raise ValueError(f"`stop` must be True or False, got {stop!r}.")
     names = getattr(X, "columns", None)
     names = None if names is None else np.asarray([str(c) for c in names], dtype=object)
-    y, categorical = encode_response(y, y_type, stacklevel=5)
+    y, categorical = encode_response(y, y_type, stacklevel=stacklevel)
     data, _ = check_samples({"X": (X, True), "y": (y, False)},
                             nan_policy=check_selection_nan_policy(nan_policy),
                             backend=check_backend(backend, X, y))
@@ -303,8 +303,8 @@ PAIR_BUDGET = 25
 
 def _best_pair(agreements, seeds, remaining, members, reference, gain, scale, rng,
                score, weak):
-    """The look-ahead of a step: the best pair when its joint gain is not weak (at
-    least ``weak``) and beats twice the best single gain, as picks
+    """The look-ahead of a step: the best pair when its joint gain is not weak (above
+    ``weak``) and beats twice the best single gain, as picks
     ``[(position, columns, seed, agreement)]`` (the better single first, the second's
     columns the pair's), or None.
 
@@ -383,10 +383,11 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
     name = "L-FOCI" if noise_scale is not None else "FOCI"
     what = "group" if groups is not None else "feature"
 
-    def score(blocks, seeds, search, progress):
+    def score(blocks, seeds, search, progress, desc):
         """The agreements of the candidate blocks in (X_S, block), in parallel
         chunks (with a bar, in rounds so that it moves; the result does not depend
         on the chunks)."""
+        progress.reset(len(blocks), desc)
         n_chunks = max(1, min(n_workers, len(blocks)))
         rounds = PROGRESS_ROUNDS if progress.bar is not None else 1
         chunks = [chunk for chunk in np.array_split(
@@ -414,8 +415,9 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
             else:
                 search = (shared_base_search(base, n_neighbors=n_neighbors)
                           if picked else None)
-            progress.reset(len(remaining), f"{name} step {len(picked) + 1}")
-            agreements = score([members[c] for c in remaining], seeds, search, progress)
+            step = f"{name} step {len(picked) + 1}"
+            agreements = score([members[c] for c in remaining], seeds, search, progress,
+                               step)
             best = int(np.argmax(agreements))  # first maximum: the lowest label
             reference = null if agreement_prev is None else agreement_prev
             # (position in remaining, its graph's columns, seed, agreement) per pick
@@ -426,8 +428,8 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
                     and gain < weak):
                 picks = _best_pair(
                     agreements, seeds, remaining, members, reference, gain, scale, rng,
-                    lambda blocks, draws, search=search: score(blocks, draws, search,
-                                                               progress),
+                    lambda blocks, draws, search=search, step=step: score(
+                        blocks, draws, search, progress, f"{step}, pairs"),
                     weak) or picks
             if stop and picks[-1][3] <= reference:   # Q(S + picks) <= Q(S)
                 progress.step(
@@ -492,7 +494,7 @@ _SHARED_DOC = """
         (a gain in T_n below ``4 / sqrt(n)``, where the best of many independent
         candidates can reach), also score pairs of candidates (all pairs up to 51
         candidates, else the pairs among the best single candidates, 25 per
-        candidate), and add the best pair when its joint gain is at least
+        candidate), and add the best pair when its joint gain is above
         ``4 / sqrt(n)`` and more than twice the best single gain: features that
         matter only together (y = X1 X2, XOR) then enter together. Such a step
         costs up to 25 times a plain one.
