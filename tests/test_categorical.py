@@ -255,3 +255,16 @@ def test_selectors_take_labels_of_every_kind(selector):
         selector(random_state=0).fit(X, binary).selected_features_,
         selector(y_type="categorical", random_state=0).fit(X, binary.astype(int))
         .selected_features_)
+
+
+def test_the_class_code_warning_points_at_the_caller():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(120, 3))
+    codes = rng.integers(0, 4, size=120)
+    calls = [lambda: codec(codes, X), lambda: lcodec(codes, X), lambda: foci(X, codes),
+             lambda: lfoci(X, codes), lambda: markov_blanket(X, codes),
+             lambda: FOCISelector().fit(X, codes)]
+    for call in calls:
+        with pytest.warns(UserWarning, match="distinct integers") as record:
+            call()
+        assert record[0].filename == __file__
