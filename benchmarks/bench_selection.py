@@ -107,6 +107,11 @@ SYNTHETIC = {
     "2 classes (p=1000)": classes(2),
     "5 classes (p=1000)": classes(5),
 }
+#: ``--cases`` names: the designs' first words
+CASE_KEYS = {"friedman1": "friedman1 (p=1000)", "vignette": "FOCI vignette (p=1000)",
+             "product": "y = X1 X2 (p=50)", "xor": "XOR, 2 classes (p=50)",
+             "toeplitz": "Toeplitz 0.7 (p=200)", "2classes": "2 classes (p=1000)",
+             "5classes": "5 classes (p=1000)"}
 INTERACTIONS = {"y = X1 X2 (p=50)", "XOR, 2 classes (p=50)"}
 
 
@@ -270,7 +275,7 @@ def timed(function, *args):
     return sorted(set(columns)), time.process_time() - start
 
 
-def run_synthetic(selectors, names, seeds):
+def run_synthetic(selectors, names, seeds, boruta_max_p=None):
     rows = []
     for case in names:
         design = SYNTHETIC[case]
@@ -282,6 +287,9 @@ def run_synthetic(selectors, names, seeds):
             k = None
             for name, function in selectors.items():
                 if name == "FOCI lookahead=2" and case not in INTERACTIONS:
+                    continue
+                if name == "Boruta" and boruta_max_p is not None \
+                        and X.shape[1] > boruta_max_p:
                     continue
                 columns, cpu = timed(function, X_train, y_train, task, k or 5, seed)
                 if name == "FOCI":
@@ -423,6 +431,11 @@ def main():
     parser.add_argument("--repeats", type=int, default=1,
                         help="repeats of the 5-fold cross-validation on real data")
     parser.add_argument("--real-data", nargs="+", default=REAL, choices=REAL)
+    parser.add_argument("--cases", nargs="+", default=list(CASE_KEYS), choices=CASE_KEYS,
+                        help="synthetic designs")
+    parser.add_argument("--boruta-max-p", type=int, default=None,
+                        help="skip Boruta on designs with more features (it takes "
+                             "minutes per selection at p = 1000)")
     parser.add_argument("--parts", nargs="+",
                         default=["synthetic", "real", "interactions", "cost", "ties"])
     args = parser.parse_args()
@@ -433,8 +446,9 @@ def main():
     if "synthetic" in args.parts:
         print("\n| design | selector | recall | precision | all true found | "
               "forest score (30 % test) | CPU s |\n|---|---|---|---|---|---|---|")
-        names = ["y = X1 X2 (p=50)"] if args.quick else list(SYNTHETIC)
-        run_synthetic(selectors, names, seeds)
+        names = (["y = X1 X2 (p=50)"] if args.quick
+                 else [CASE_KEYS[case] for case in args.cases])
+        run_synthetic(selectors, names, seeds, args.boruta_max_p)
     if "real" in args.parts:
         print("\n| data | selector | 5-fold forest score (sd) | features | "
               "FOCI minus it, paired (± se) | CPU s |\n|---|---|---|---|---|---|")
