@@ -14,11 +14,7 @@ from ._validation import (
     to_numpy,
     warn_constant,
 )
-from .backends import (
-    TiedNeighbors,
-    averaged_neighbors,
-    nearest_neighbor_graphs,
-)
+from .backends import TiedNeighbors, nearest_neighbor_graphs
 
 __all__ = ["codec"]
 
@@ -124,15 +120,6 @@ def check_ties(ties):
     if ties not in TIES:
         raise ValueError(f"`ties` must be 'random' or 'average', got {ties!r}.")
     return ties
-
-
-def neighbor_graphs(clouds, ties, rng, *, workers=-1, n_neighbors=1):
-    """The neighbour graphs of the point clouds: drawn (ties 'random', from ``rng``)
-    or averaged over every tie-breaking ('average', NumPy only; no draw taken)."""
-    if ties == "average":
-        return [averaged_neighbors(points, workers=workers, n_neighbors=n_neighbors)
-                for points in clouds]
-    return nearest_neighbor_graphs(clouds, rng, workers=workers, n_neighbors=n_neighbors)
 
 
 def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=None,
@@ -316,13 +303,14 @@ def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=N
     rng = check_random_state(random_state)
     response = response_of(y, categorical)
     if x is None:
-        joint, = neighbor_graphs([z], check_ties(ties), rng, workers=workers,
-                                 n_neighbors=n_neighbors)
+        joint, = nearest_neighbor_graphs([z], rng, workers=workers,
+                                         n_neighbors=n_neighbors, ties=check_ties(ties))
         numerator, denominator = dependence_terms(response, joint)
     else:
         xp = array_namespace(x)
-        given, joint = neighbor_graphs((x, xp.concat((x, z), axis=1)), check_ties(ties),
-                                       rng, workers=workers, n_neighbors=n_neighbors)
+        given, joint = nearest_neighbor_graphs(
+            (x, xp.concat((x, z), axis=1)), rng, workers=workers,
+            n_neighbors=n_neighbors, ties=check_ties(ties))
         numerator, denominator = dependence_terms(response, joint, given)
     statistic = ratio_or_nan(numerator, denominator, x is not None)
     if method is None or np.isnan(statistic):

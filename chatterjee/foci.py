@@ -20,7 +20,7 @@ from ._validation import (
     to_numpy,
     warn_constant,
 )
-from .backends import AveragedSearch, neighbors_from_draws, safe_scale, shared_base_search
+from .backends import neighbors_from_draws, safe_scale, shared_base_search
 from .codec import (
     agreement,
     check_n_neighbors,
@@ -410,11 +410,9 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
             seeds = rng.integers(np.iinfo(np.int64).max, size=len(remaining))
             base = np.concatenate([members[c] for c in picked] + [np.empty(0, int)])
             base = xp.take(X, xp.asarray(base, device=device(X)), axis=1)
-            if average:
-                search = AveragedSearch(base, n_neighbors=n_neighbors)
-            else:
-                search = (shared_base_search(base, n_neighbors=n_neighbors)
-                          if picked else None)
+            # the first step searches the candidates alone (averaged: from no base)
+            search = (shared_base_search(base, n_neighbors=n_neighbors, ties=ties)
+                      if picked or average else None)
             step = f"{name} step {len(picked) + 1}"
             agreements = score([members[c] for c in remaining], seeds, search, progress,
                                step)

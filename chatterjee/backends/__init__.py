@@ -171,7 +171,7 @@ def nearest_neighbors(points, rng, *, workers=-1, n_neighbors=1):
                                    n_neighbors=n_neighbors)[0]
 
 
-def nearest_neighbor_graphs(clouds, rng, *, workers=-1, n_neighbors=1):
+def nearest_neighbor_graphs(clouds, rng, *, workers=-1, n_neighbors=1, ties="random"):
     """:func:`nearest_neighbors` of several point clouds, searched side by side.
 
     The draws are taken from ``rng`` cloud by cloud, in order, before any search,
@@ -186,11 +186,17 @@ def nearest_neighbor_graphs(clouds, rng, *, workers=-1, n_neighbors=1):
     workers : int, default=-1
     n_neighbors : int, default=1
         See :func:`nearest_neighbors`.
+    ties : {'random', 'average'}, default='random'
+        'average': the graphs of :func:`averaged_neighbors` (NumPy only); no draw is
+        taken from ``rng``.
 
     Returns
     -------
-    list of arrays of shape (n,) or (n, k), int64
+    list of arrays of shape (n,) or (n, k), int64, or of TiedNeighbors
     """
+    if ties == "average":
+        return [averaged_neighbors(points, workers=workers, n_neighbors=n_neighbors)
+                for points in clouds]
     if n_neighbors > 1:
         for points in clouds:
             _cpu_only(points)
@@ -279,7 +285,7 @@ class AveragedSearch:
                                   n_neighbors=self.n_neighbors)
 
 
-def shared_base_search(base, *, workers=-1, n_neighbors=1):
+def shared_base_search(base, *, workers=-1, n_neighbors=1, ties="random"):
     """A search for the neighbours in ``(base, candidate)`` of many candidates.
 
     Parameters
@@ -291,6 +297,9 @@ def shared_base_search(base, *, workers=-1, n_neighbors=1):
     n_neighbors : int, default=1
         k > 1: a search of the k nearest neighbours, with draws ``u`` of shape
         (n, k) (:class:`.cpu.JoinedSearch`, NumPy only).
+    ties : {'random', 'average'}, default='random'
+        'average': an :class:`AveragedSearch` (NumPy only; ``base`` may have no
+        columns).
 
     Returns
     -------
@@ -299,6 +308,8 @@ def shared_base_search(base, *, workers=-1, n_neighbors=1):
         draws ``u`` (in the block's library): :class:`.cpu.SharedBaseSearch` for
         NumPy, :class:`.array.ListedBaseSearch` otherwise.
     """
+    if ties == "average":
+        return AveragedSearch(base, workers=workers, n_neighbors=n_neighbors)
     if n_neighbors > 1:
         _cpu_only(base)
         return JoinedSearch(base, workers=workers)
