@@ -396,6 +396,60 @@ def test_a_partial_block_never_copies_its_layers_weight(layer):
             model, block.scatter(params, moved), (X,)), y)), rel=1e-12)
 
 
+class AllocatedShapes(TorchDispatchMode):
+    """Records the shape of every tensor an operation allocates while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {_storage(t) for t in torch.utils._pytree.tree_leaves((args, kwargs))
+                  if isinstance(t, torch.Tensor)}
+        for tensor in torch.utils._pytree.tree_leaves(out):
+            if isinstance(tensor, torch.Tensor) and (
+                    _storage(tensor) is None or _storage(tensor) not in inputs):
+                self.shapes.add(tuple(tensor.shape))
+        return out
+
+
+@pytest.mark.parametrize("noise", [None, 0.01])
+def test_a_call_copies_only_the_parameters_it_writes(noise):
+    """The rollback of a failed call keeps the values the call overwrites, not a copy
+    of the whole model: a wide layer outside the block is never copied (a state-dict
+    snapshot took 1x the parameters' bytes at every call), and a failure after the
+    step and the noise are written still restores the model bit for bit."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 509), nn.Tanh(), nn.Linear(509, 3)).double()
+    X, y = torch.randn(400, 8, dtype=torch.float64), torch.randint(0, 3, (400,))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=1e-3,
+                  selection=[Slice("2", 0), Slice("2", 2)], noise=noise,
+                  curvature_samples=64, random_state=0)
+    with AllocatedShapes() as recorder:
+        report = u.forget(5)
+    assert report.n_parameters == 2 * 510
+    assert (509, 8) not in recorder.shapes
+    assert not torch.equal(model[2].weight, state["2.weight"])
+
+    model.load_state_dict(state)
+    u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=1e-3,
+                  selection=[Slice("2", 0), Slice("2", 2)], noise=noise,
+                  curvature_samples=64, random_state=0)
+    mean_loss, calls = u._mean_loss, []
+
+    def failing_after_the_writes(indices):
+        calls.append(1)
+        if len(calls) == 2:         # the removed loss after: the step (and noise) written
+            raise FloatingPointError("boom")
+        return mean_loss(indices)
+    u._mean_loss = failing_after_the_writes
+    with pytest.raises(FloatingPointError, match="boom"):
+        u.forget(5)
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
 @pytest.mark.slow
 def test_no_tensor_beyond_the_memory_bound_on_a_mid_size_model():
     """No single tensor of a call goes beyond 4x the parameters' bytes + 1 GiB, the

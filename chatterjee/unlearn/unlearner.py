@@ -274,7 +274,9 @@ class Unlearner:
     statistics and its parameters are never updated; dropout is off), and each module's
     own mode (``training`` flag) is restored afterwards. BatchNorm running statistics were computed with the removed
     samples and are not recomputed. A failed :meth:`forget` restores the model's
-    parameters and buffers bit for bit and leaves the Unlearner's state unchanged.
+    parameters and buffers bit for bit and leaves the Unlearner's state unchanged: a
+    call writes only parameter blocks, each saved just before it is written (no copy
+    of the whole model is kept).
 
     Between calls the Unlearner keeps the retained samples' loss-gradient sum, with the
     state of the model it was computed at, and the next removal downdates it instead of
@@ -394,6 +396,7 @@ class Unlearner:
         self._kronecker = None       # (samples removed when computed, KroneckerFactors)
         self._own_state = None       # the model's state after our last removal
         self._cost = collections.Counter()   # passes over samples in the current call
+        self._written = []           # what the current call overwrote (see _atomic)
 
     @property
     def n_retained(self):
@@ -430,8 +433,7 @@ class Unlearner:
 
     def _atomic(self, indices, *, whole_class):
         """:meth:`_forget` under the guarantee that an error changes nothing."""
-        snapshot = {key: value.detach().clone() for key, value in
-                    self.model.state_dict(keep_vars=True).items()}
+        self._written = []      # (block, values) the call overwrote: its only writes
         rng_state, cache = self._rng.bit_generator.state, self._retained_sum
         kronecker, own_state = self._kronecker, self._own_state
         unchanged = own_state is not None and self._state() == own_state
@@ -440,14 +442,15 @@ class Unlearner:
                 self.model.eval()
                 report = self._forget(indices, whole_class=whole_class)
             except BaseException:
-                with torch.no_grad():
-                    for key, value in self.model.state_dict(keep_vars=True).items():
-                        value.copy_(snapshot[key])
+                for block, previous in reversed(self._written):
+                    block.write(self.model, previous)
                 self._rng.bit_generator.state, self._retained_sum = rng_state, cache
                 # the values are back bit for bit: the factors stay valid if they were
                 self._kronecker = kronecker
                 self._own_state = self._state() if unchanged else own_state
                 raise
+            finally:
+                self._written = []
         self.removed.extend(indices)
         self._own_state = self._state()
         self.reports.append(report)
@@ -592,7 +595,7 @@ class Unlearner:
                                                 cg_iterations=iterations,
                                                 cg_tolerance=_cg_tolerance(sample),
                                                 dense_budget=solve_budget)
-                objective.block.write(self.model, theta + step)
+                self._write(objective.block, theta + step)
                 info = {**info, "n_parameters": theta.numel(), "n_directions": 0}
             timings["newton"] += time.perf_counter() - tick
             updated.extend(s for s in slices if s not in updated)
@@ -630,7 +633,7 @@ class Unlearner:
         if report.noise_std > 0:
             theta = block.gather(params)
             noise = torch.from_numpy(self._rng.normal(size=theta.numel()))
-            block.write(self.model, theta + report.noise_std * noise.to(theta))
+            self._write(block, theta + report.noise_std * noise.to(theta))
             if all_retained:
                 report.retained_gradient_norm_after = _norm(self._retained_gradient(retained))
         report.removed_loss_after = self._mean_loss(removed)
@@ -661,9 +664,10 @@ class Unlearner:
             chosen = self._rng.choice(len(retained), most, replace=False)
             retained = retained[torch.from_numpy(np.sort(chosen))]
         self._cost["forward_samples"] += len(retained)
+        slices = [s for s in self.slice_map.slices if s.module == self._output_layer]
+        self._save(self.slice_map.block(slices))
         info = refit_output_layer(self.model, layer, self.loss_fn, self.data, retained,
                                   decay)
-        slices = [s for s in self.slice_map.slices if s.module == self._output_layer]
         return {"slices": slices, "n_parameters": layer.n_units * layer.unit_size,
                 "n_directions": 0, "solver": "output layer (L-BFGS)", "damping": 0.0,
                 "curvature_min": float("nan"), "accepted": True,
@@ -711,6 +715,16 @@ class Unlearner:
                           RuntimeWarning, stacklevel=5)
         ranked = rank_by_gradient(self.slice_map, self._loss_gradient(removed))
         return cap_slices(ranked, self.slice_map, **caps)
+
+    def _save(self, block):
+        """Keep the model's values in ``block`` for the rollback of a failed call
+        (the call writes only blocks saved first: no copy of the whole model)."""
+        self._written.append((block, block.gather(_detached(self.model)).clone()))
+
+    def _write(self, block, theta):
+        """Write ``theta`` into the model's ``block``, saved first."""
+        self._save(block)
+        block.write(self.model, theta)
 
     # ----------------------------------------------------------------------------------
     def _mean_loss(self, indices):
@@ -803,7 +817,7 @@ class Unlearner:
                                         max_dense=self.max_dense if block is not None else theta.numel(),
                                         cg_tolerance=cg_tolerance, dense_budget=solve_budget)
         full_step = subspace.step_in_full(step)
-        full.block.write(self.model, full.theta + full_step.to(full.theta.dtype))
+        self._write(full.block, full.theta + full_step.to(full.theta.dtype))
         steps.append(full_step)
         return {**info, "n_parameters": int((full_step != 0).sum()),
                 "n_directions": subspace.Q.shape[1]}
