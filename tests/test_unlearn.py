@@ -339,8 +339,7 @@ def test_retained_gradient_is_downdated_between_calls_unless_the_model_changed()
     u_fresh = Unlearner(fresh, nn.CrossEntropyLoss(), (X, y), **options)
     sizes = []
     sweep = u_cached._loss_gradient
-    u_cached._loss_gradient = lambda indices, names=None: (sizes.append(len(indices))
-                                                           or sweep(indices, names))
+    u_cached._loss_gradient = lambda indices: sizes.append(len(indices)) or sweep(indices)
 
     def both(indices):
         u_fresh._retained_sum = None                 # always a pass over the data
@@ -412,7 +411,8 @@ def test_subsample_step_control_takes_the_influence_step_of_the_curvature_sample
     def objective(w, rows):
         weight, bias = w[:-shapes[1].numel()].reshape(shapes[0]), w[-shapes[1].numel():]
         return loss_fn(X[rows] @ weight.T + bias, y[rows]) + WD / 2 * (w ** 2).sum()
-    H = torch.func.hessian(objective)(w0, samples[0])
+    curvature_sample, = (s for s in samples if s is not None)   # the pass's objective
+    H = torch.func.hessian(objective)(w0, curvature_sample)
     influence = len(removed) / (120 - len(removed)) * torch.func.grad(objective)(
         w0, torch.tensor(removed))
     assert torch.allclose(flat(model), w0 + torch.linalg.solve(H, influence),
@@ -615,18 +615,36 @@ def test_forget_class_without_an_output_layer_takes_newton_passes():
 
 @pytest.mark.parametrize("max_passes", [1, 2])
 def test_one_pass_takes_the_gradients_of_its_block_only(max_passes):
-    # memory: a single pass on a subsample holds gradients of the block's parameters,
-    # not of the whole model; later passes rank all slices and need them all
+    # memory: a single pass on a subsample takes its gradients in the block's
+    # coordinates (no gradient of a whole weight matrix), equal to the block's entries
+    # of the full gradients; later passes rank all slices and need them all
     model, X, y = two_layer_classifier(n=300)
     u = Unlearner(model, nn.CrossEntropyLoss(), (X, y), weight_decay=WD,
                   selection=[("2", 0), ("2", 1)], curvature_samples=40,
                   max_passes=max_passes, random_state=0)
-    seen = []
-    sweep = u._loss_gradient
-    u._loss_gradient = lambda indices, names=None: seen.append(names) or sweep(indices, names)
+    full_gradients, checked = [], []
+    sweep, block_influence = u._loss_gradient, u._block_influence
+    u._loss_gradient = lambda indices: full_gradients.append(len(indices)) or sweep(indices)
+
+    def checked_influence(removed, scope, retained, slices):
+        gradient, offset = block_influence(removed, scope, retained, slices)
+        block, params = u.slice_map.block(slices), dict(model.named_parameters())
+        k = len(removed) / len(retained)
+        influence = {name: (g + WD * params[name].detach()) * k
+                     for name, g in sweep(removed).items()}
+        scope_gradient = {name: g + WD * params[name].detach()
+                          for name, g in sweep(scope).items()}
+        assert torch.allclose(gradient, -block.gather(influence), rtol=1e-12, atol=1e-15)
+        assert torch.allclose(offset, block.gather(scope_gradient) + block.gather(influence),
+                              rtol=1e-12, atol=1e-15)
+        checked.append(True)
+        return gradient, offset
+    u._block_influence = checked_influence
     u.forget(4)
-    expected = ["2.weight", "2.bias"] if max_passes == 1 else None
-    assert seen and all(names == expected for names in seen)
+    if max_passes == 1:
+        assert checked and not full_gradients
+    else:
+        assert not checked and full_gradients
 
 
 def test_failed_class_removal_leaves_model_bit_identical(monkeypatch):

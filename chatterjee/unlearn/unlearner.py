@@ -531,21 +531,21 @@ class Unlearner:
             drawn = self._rng.choice(len(retained), 2 * m, replace=False)
             curvature = retained[torch.from_numpy(np.sort(drawn[:m]))]
             scope = retained[torch.from_numpy(np.sort(drawn))]
-        chosen, names = None, None
+        chosen, offset = None, None
         if self.max_passes == 1 and self.acceleration is None and len(scope) < len(retained):
             # one pass needs the gradients of its block only: select first (the rule
-            # does not read them), and keep the parameters the block touches
+            # does not read them), and take them in the block's coordinates
             tick = time.perf_counter()
             chosen = self._select(removed, None, first_pass=True)
             timings["selection"] += time.perf_counter() - tick
-            names = list(self.slice_map.block(chosen).rows)
-        removed_gradient = self._loss_gradient(removed, names)
-        gradient = self._scope_gradient(scope, retained, (len(indices), removed_gradient),
-                                        names)
+            gradient, offset = self._block_influence(removed, scope, retained, chosen)
+        else:
+            removed_gradient = self._loss_gradient(removed)
+            gradient = self._scope_gradient(scope, retained,
+                                            (len(indices), removed_gradient))
         if len(scope) == len(retained):
             report.retained_gradient_norm_before = _norm(gradient)
-        offset = None
-        if self.objective == "influence":
+        if self.objective == "influence" and chosen is None:
             # n / (n - k) grad F(w_0) = grad F_r(w_0) + (sum_j grad loss_j + k lambda w_0)
             # / (n - k): the target gradient at w_0 is the influence of the k samples
             # (in place: each of these is the size of the sliced parameters)
@@ -555,7 +555,7 @@ class Unlearner:
                 g.add_(params[name].detach(), alpha=self.weight_decay).mul_(k / len(retained))
             offset = {name: g.add_(influence[name]) for name, g in gradient.items()}
             gradient = {name: g.neg_() for name, g in influence.items()}
-        del removed_gradient
+            del removed_gradient, influence
         updated, steps = [], []        # steps: the accelerated passes' full steps
         everything = self.slice_map.block(self.slice_map.slices)
         start = (everything.gather(_detached(self.model)).clone()
@@ -579,7 +579,7 @@ class Unlearner:
                                            _cg_tolerance(sample), solve_budget)
             else:
                 theta = objective.theta
-                block_gradient = objective.block.gather(gradient).to(theta.dtype)
+                block_gradient = _in_block(objective.block, gradient).to(theta.dtype)
                 preconditioner, iterations = None, _CG_ITERATIONS
                 if theta.numel() > self.max_dense or not objective.dense_is_cheap(
                         theta, self.curvature, solve_budget):  # conjugate gradients
@@ -852,18 +852,31 @@ class Unlearner:
     def _objective(self, retained, slices, offset, curvature):
         block = self.slice_map.block(slices)
         if offset is not None:
-            offset = block.gather(offset)
+            offset = _in_block(block, offset)
         return BlockObjective(self.model, self.loss_fn, self.data, retained,
                               self.weight_decay, block, curvature_samples=curvature,
                               offset=offset, sample_bytes=self._sample_bytes,
                               cost=self._cost, slice_map=self.slice_map)
 
-    def _loss_gradient(self, indices, names=None):
-        """Mean loss gradient over ``indices`` for every sliced parameter, or those in
-        ``names`` (name → tensor)."""
+    def _block_influence(self, removed, scope, retained, slices):
+        """The target gradient at the current weights and the influence offset of a
+        single pass over ``slices`` on the subsample ``scope``, as vectors over their
+        block (see ``objective="influence"``); taken through the block objective, so
+        no gradient of a whole weight matrix is formed."""
+        removed_objective = self._objective(removed, slices, None, None)
+        theta = removed_objective.theta
+        # (sum_j grad loss_j + k lambda w_0) / (n - k)
+        influence = check_finite(removed_objective.gradient(theta), "loss gradient").mul_(
+            len(removed) / len(retained))
+        scope_gradient = check_finite(
+            self._objective(scope, slices, None, None).gradient(theta), "loss gradient")
+        return influence.neg(), scope_gradient.add_(influence)
+
+    def _loss_gradient(self, indices):
+        """Mean loss gradient over ``indices`` for every sliced parameter (name →
+        tensor)."""
         self._cost["backward_samples"] += len(indices)
-        if names is None:
-            names = list(self.slice_map.block(self.slice_map.slices).rows)
+        names = list(self.slice_map.block(self.slice_map.slices).rows)
         params = dict(self.model.named_parameters())
         total = {name: torch.zeros_like(params[name]) for name in names}
         for inputs, targets in self.data.batches(indices):
@@ -895,13 +908,12 @@ class Unlearner:
             self._retained_sum = (self._state(), n, {name: g * n for name, g in mean.items()})
         return self._plus_decay(mean)
 
-    def _scope_gradient(self, scope, retained, removing=None, names=None):
+    def _scope_gradient(self, scope, retained, removing=None):
         """Gradient of the objective averaged over ``scope``: all ``retained`` samples
-        (kept between calls, see :meth:`_retained_gradient`) or a subsample of them
-        (for the parameters in ``names`` only, if given)."""
+        (kept between calls, see :meth:`_retained_gradient`) or a subsample of them."""
         if len(scope) == len(retained):
             return self._retained_gradient(retained, removing)
-        return self._plus_decay(self._loss_gradient(scope, names))
+        return self._plus_decay(self._loss_gradient(scope))
 
     def _plus_decay(self, mean_loss_gradient):
         """The objective's gradient from the mean loss gradient (name → tensor), in
@@ -1015,6 +1027,12 @@ _MAX_BLOCK = 2 ** 22
 # than _MIN_CURVATURE_SAMPLES samples.
 _SMALL_MODEL_FLOPS = 2 ** 33
 _MIN_CURVATURE_SAMPLES = 32
+
+
+def _in_block(block, values):
+    """``values`` over ``block``: a name-to-tensor dict gathered, or already a block
+    vector."""
+    return values if isinstance(values, torch.Tensor) else block.gather(values)
 
 
 def _cg_tolerance(curvature_sample):
