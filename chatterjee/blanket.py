@@ -4,7 +4,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_noise_scale, check_random_state, check_samples
+from sklearn.utils.parallel import Parallel, delayed
+
+from ._validation import check_n_jobs, check_noise_scale, check_random_state, check_samples
 from .codec import codec
 from .foci import (
     FociResult,
@@ -301,7 +303,8 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
     )
 
 
-def markov_blankets(data, *, groups=None, symmetric=None, verbose=0, **options):
+def markov_blankets(data, *, groups=None, symmetric=None, n_jobs=None, verbose=0,
+                    **options):
     """The Markov blanket of every variable given all the others: a dependency graph.
 
     Parameters
@@ -314,11 +317,18 @@ def markov_blankets(data, *, groups=None, symmetric=None, verbose=0, **options):
         The blanket relation is symmetric in theory but its estimates need not be.
         None keeps the directed estimate (row i lists the blanket of variable i);
         'and' keeps an edge found in both directions, 'or' in either.
+    n_jobs : int, default=None
+        Parallel jobs over the target variables (joblib): each variable's blanket is
+        one task, coarse enough to ship to other processes or machines
+        (``joblib.parallel_config(backend="dask")``). None means 1 unless in a
+        :obj:`joblib.parallel_config` context; -1 means all processors. The graph
+        does not depend on it, nor on the backend: each variable's blanket draws
+        from its own seed, spawned from ``random_state``.
     **options
         Passed to :func:`markov_blanket` (``y_type``, ``ties``, ``prune``, ``randomized``,
         ``standardize``, ``group_features``, ``n_neighbors``, ``noise_scale``,
-        ``random_state``, ``n_jobs``). ``nan_policy='omit'`` drops the rows of
-        ``data`` that hold NaN once, for every variable.
+        ``random_state``). ``nan_policy='omit'`` drops the rows of ``data`` that hold
+        NaN once, for every variable.
     verbose : int, default=0
         Progress report on stderr, off by default: one step per variable (a tqdm
         bar at 1 when tqdm is installed, else one line per blanket; see
@@ -364,25 +374,26 @@ def markov_blankets(data, *, groups=None, symmetric=None, verbose=0, **options):
             raise ValueError("`groups` must give one label per column of `data`.")
         names = [str(label) for label in np.unique(groups)]
     labels = np.unique(groups)
-    options["random_state"] = check_random_state(options.get("random_state"))
+    for label in labels:
+        if (groups == label).sum() != 1:
+            raise ValueError(
+                "Each target variable must be one column: the coefficient's response "
+                f"is scalar, and variable {label!r} has {(groups == label).sum()} columns."
+            )
+    n_jobs = check_n_jobs(n_jobs)
+    seeds = check_random_state(options.pop("random_state", None)).integers(
+        np.iinfo(np.int64).max, size=labels.size)
     adjacency = np.zeros((labels.size, labels.size), dtype=bool)
+    blankets = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_blanket_of)(values, groups, label, seed, options)
+        for label, seed in zip(labels, seeds))
     with Progress(verbose, total=labels.size, desc="Markov blankets",
                   unit="variable") as progress:
-        for i, label in enumerate(labels):
-            target_columns = groups == label
-            if target_columns.sum() != 1:
-                raise ValueError(
-                    "Each target variable must be one column: the coefficient's "
-                    f"response is scalar, and variable {label!r} has "
-                    f"{target_columns.sum()} columns."
-                )
-            result = markov_blanket(values[:, ~target_columns],
-                                    values[:, target_columns][:, 0],
-                                    groups=groups[~target_columns], **options)
-            adjacency[i, np.searchsorted(labels, result.blanket)] = True
+        for i, blanket in enumerate(blankets):
+            adjacency[i, np.searchsorted(labels, blanket)] = True
             progress.update()
             if progress.active:
-                name = label if names is None else names[i]
+                name = labels[i] if names is None else names[i]
                 members = [labels[j] if names is None else names[j]
                            for j in np.flatnonzero(adjacency[i])]
                 progress.step(f"[blankets] {i + 1}/{labels.size}: blanket of {name}: "
@@ -399,6 +410,15 @@ def markov_blankets(data, *, groups=None, symmetric=None, verbose=0, **options):
             return adjacency
         return pd.DataFrame(adjacency, index=names, columns=names)
     return adjacency
+
+
+def _blanket_of(values, groups, label, seed, options):
+    """The blanket (labels) of the one-column variable ``label`` among the others: one
+    task of :func:`markov_blankets`."""
+    target = groups == label
+    return markov_blanket(values[:, ~target], values[:, target][:, 0],
+                          groups=groups[~target], random_state=seed, n_jobs=1,
+                          **options).blanket
 
 
 def plot_blanket_graph(adjacency, labels=None, *, ax=None):

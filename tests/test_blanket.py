@@ -190,3 +190,22 @@ def _chain_with_a_child(seed, n=2000):
     y = a + b ** 2 + 0.3 * rng.normal(size=n)
     child = y + 0.3 * rng.normal(size=n)
     return np.column_stack([a, b, c, child]), y
+
+
+def test_markov_blankets_are_the_same_for_any_n_jobs_and_backend():
+    """Each variable's blanket is one joblib task with its own seed: the graph does not
+    depend on how many jobs run them, nor on the backend."""
+    import joblib
+
+    rng = np.random.default_rng(3)
+    a, b, e = rng.normal(size=(3, 400))
+    c = np.sin(a) + b ** 2 + 0.3 * rng.normal(size=400)
+    d = c + 0.3 * rng.normal(size=400)
+    data = np.column_stack([a, b, c, d, e])
+    options = {"randomized": True, "random_state": 7}      # seeds matter with noise
+    serial = markov_blankets(data, n_jobs=1, **options)
+    assert markov_blankets(data, **options).tolist() == serial.tolist()
+    assert markov_blankets(data, n_jobs=2, **options).tolist() == serial.tolist()
+    with joblib.parallel_config(backend="threading", n_jobs=2):
+        assert markov_blankets(data, **options).tolist() == serial.tolist()
+    assert serial[2, [0, 1, 3]].all()          # c's parents and child
