@@ -373,7 +373,10 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
     remaining = [c for c in range(labels.shape[0]) if members[c].shape[0]]
     # Device searches run one at a time: threads would multiply the device memory.
     n_workers = effective_n_jobs(n_jobs) if on_host else 1
-    parallel = Parallel(n_jobs=n_jobs, prefer="threads")
+    # one job runs in this thread: through a joblib backend (dask) each chunk would
+    # become a task of its own
+    parallel = (Parallel(n_jobs=n_jobs, prefer="threads") if n_workers > 1 else
+                lambda tasks: [function(*args, **kwargs) for function, args, kwargs in tasks])
     picked, scores, gains = [], [], []
     agreement_prev, graph_prev = None, None
     # Q(S) = T_n(Y, X_S) = (agreement - null) / scale: gains in T's units
