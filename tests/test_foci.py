@@ -781,3 +781,22 @@ def test_public_names_are_the_functions_whatever_the_import_order():
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True,
                                text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
+
+
+def test_one_job_runs_in_this_thread_whatever_the_joblib_backend(monkeypatch):
+    """With n_jobs=1 no candidate goes through joblib: under a dask backend each chunk
+    would be shipped as a task of its own (markov_blankets runs its targets that way)."""
+    import joblib
+    import sklearn.utils.parallel
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 6))
+    y = X[:, 0] + np.sin(X[:, 1]) + 0.1 * rng.normal(size=300)
+    expected = foci(X, y, random_state=0).selected
+
+    def no_parallel(*args, **kwargs):
+        raise AssertionError("joblib.Parallel used for one job")
+    monkeypatch.setattr(sklearn.utils.parallel, "Parallel", no_parallel)
+    with joblib.parallel_config(backend="threading", n_jobs=2):
+        np.testing.assert_array_equal(foci(X, y, n_jobs=1, random_state=0).selected,
+                                      expected)
