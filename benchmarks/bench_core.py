@@ -340,6 +340,33 @@ def bench_ties(args, report):
     print()
 
 
+def bench_wide(args, report):
+    print("### 4. Nearest-neighbour graphs of wide X: k-d tree against the brute force")
+    print()
+    from chatterjee.backends import array, cpu, safe_scale
+
+    rows = []
+    for d in (8, 12, 16, 24):
+        for n in args.wide_n:
+            points = safe_scale(np.random.default_rng(d).normal(size=(n, d)))
+            u = np.random.default_rng(1).random(n)
+            impls = {"k-d tree": lambda: cpu.nearest_neighbors_kdtree(points, u, workers=-1),
+                     "brute force": lambda: array.nearest_neighbors_brute(points, u)}
+            tree, brute = time_group(impls, args).values()
+            same = bool(np.array_equal(tree.value, brute.value))
+            report.checks_failed += not same
+            used = "brute force" if d >= cpu._BRUTE_DIMS else "k-d tree"
+            rows.append((d, fmt_n(n), f"{fmt_time(tree.median)} ({runs(tree)})",
+                         f"{fmt_time(brute.median)} ({runs(brute)})",
+                         fmt_ratio(brute.median / tree.median), same, used))
+    print(table(("d", "n", "k-d tree", "brute force", "brute ÷ tree",
+                 "same graph", "codec uses"), rows))
+    print()
+    print("Wall time, both on every core: the k-d tree queries in threads, the brute "
+          "force in BLAS matrix products.")
+    print()
+
+
 IMPORT_SNIPPETS = (
     ("interpreter start (`python -c pass`)", "pass"),
     ("`import chatterjee`", "import chatterjee"),
@@ -430,21 +457,23 @@ def main(argv=None):
                         help="shortest sample (s); calls are repeated to reach it")
     parser.add_argument("--profile", action="store_true",
                         help="also print a cProfile of chatterjee.codec at the largest n")
-    parser.add_argument("--only", nargs="+", choices=("codec", "xi", "ties", "import"),
+    parser.add_argument("--only", nargs="+", choices=("codec", "xi", "ties", "wide", "import"),
                         help="run only these sections")
     args = parser.parse_args(argv)
     if args.quick:
         args.codec_n, args.xi_n, args.tie_scale = (10**3, 10**4), 10**5, 100
+        args.wide_n = (10**3,)
         args.min_time = 0.05 if args.min_time is None else args.min_time
     else:
         args.codec_n, args.xi_n, args.tie_scale = (10**4, 10**5), 10**6, 1
+        args.wide_n = (2 * 10**3, 10**4)
         args.min_time = 0.2 if args.min_time is None else args.min_time
-    sections = args.only or ("codec", "xi", "ties", "import")
+    sections = args.only or ("codec", "xi", "ties", "wide", "import")
 
     report = Report()
     print_environment(args)
     start = time.perf_counter()
-    for section in ("codec", "xi", "ties", "import"):
+    for section in ("codec", "xi", "ties", "wide", "import"):
         if section in sections:
             globals()[f"bench_{section}"](args, report)
     if args.profile:

@@ -183,3 +183,43 @@ def test_extreme_scales_give_the_same_graph(exponent, name):
 def test_extreme_scales_continuous(scale):
     points = np.random.default_rng(8).normal(size=(200, 3))
     np.testing.assert_array_equal(_neighbors(points * scale, 0), _neighbors(points, 0))
+
+
+@pytest.mark.parametrize("d", [16, 24])
+def test_wide_points_take_the_brute_force_with_the_k_d_trees_graph(d, monkeypatch):
+    """From 16 dimensions on, distinct points are searched by the exact shortlisting
+    brute force (faster than a k-d tree there): the same graph on tie-free data,
+    for whole graphs and for the rows a forward step leaves unsure."""
+    from chatterjee.backends import array, cpu, neighbors_from_draws, safe_scale
+
+    rng = np.random.default_rng(d)
+    points = rng.normal(size=(1500, d)) * np.exp(rng.normal(size=d))
+    u = rng.random(1500)
+    used = []
+    brute = array.nearest_neighbors_brute
+    monkeypatch.setattr(array, "nearest_neighbors_brute",
+                        lambda *args, **kwargs: used.append(1) or brute(*args, **kwargs))
+    found = neighbors_from_draws(points, u)
+    assert used
+    expected = cpu.nearest_neighbors_kdtree(safe_scale(points), u, workers=1)
+    np.testing.assert_array_equal(found, expected)
+    distances = cdist(safe_scale(points), safe_scale(points), "sqeuclidean")
+    np.fill_diagonal(distances, np.inf)
+    np.testing.assert_array_equal(found, distances.argmin(axis=1))
+    rows = np.sort(rng.choice(1500, 200, replace=False))
+    np.testing.assert_array_equal(cpu.nearest_neighbors_cpu(safe_scale(points), u, rows=rows),
+                                  expected[rows])
+
+
+def test_brute_force_draws_equidistant_neighbours_uniformly():
+    """Distinct points with several neighbours at the minimal distance (a lattice in
+    16 dimensions): each is drawn with equal frequency over the draws."""
+    from chatterjee.backends import cpu
+
+    points = np.vstack([np.zeros(16), np.eye(16), -np.eye(16)[:3]])   # origin: 19 tied
+    counts = np.zeros(points.shape[0], dtype=int)
+    rng = np.random.default_rng(0)
+    for _ in range(1900):
+        counts[cpu.nearest_neighbors_cpu(points, rng.random(points.shape[0]))[0]] += 1
+    assert counts[0] == 0 and counts[1:].sum() == 1900
+    assert stats.chisquare(counts[1:]).pvalue > 1e-3

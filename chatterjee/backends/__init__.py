@@ -5,7 +5,8 @@ point cloud, with ties (duplicate points, equidistant points) broken uniformly a
 random among all points at the minimal distance. The search follows the array's
 library: NumPy arrays go to the CPU code (:mod:`.cpu`: sorting and k-d trees),
 PyTorch tensors and CuPy arrays stay on their device (:mod:`.array`: sorting, an
-exact uniform grid, chunked exact brute force). Both take the same uniform draws from the Generator.
+exact uniform grid, chunked exact brute force; NumPy points in 16 dimensions or more
+take that brute force too). Both take the same uniform draws from the Generator.
 
 The k-nearest-neighbour graphs (``n_neighbors > 1``) are searched on the CPU only
 (:func:`.cpu.k_nearest_neighbors`); device arrays raise ``NotImplementedError``. So
@@ -26,7 +27,7 @@ from .cpu import (
     TiedNeighbors,
     k_nearest_neighbors,
     nearest_neighbors_1d,
-    nearest_neighbors_kdtree,
+    nearest_neighbors_cpu,
     tied_neighbors,
 )
 
@@ -135,7 +136,7 @@ def neighbors_from_draws(points, u, *, workers=-1):
     if isinstance(points, np.ndarray):
         if points.shape[1] == 1:
             return nearest_neighbors_1d(points[:, 0], u)
-        return nearest_neighbors_kdtree(safe_scale(points), u, workers=workers)
+        return nearest_neighbors_cpu(safe_scale(points), u, workers=workers)
     from . import array
 
     return array.nearest_neighbors(safe_scale(points), array.on_device(u, points))

@@ -31,6 +31,7 @@ import importlib
 import itertools
 import math
 
+import numpy as np
 from array_api_compat import array_namespace, device, is_torch_array
 
 from .._ranks import sorted_groups
@@ -605,6 +606,9 @@ def _segment_min(values, segments, n_segments):
     minima = xp.full(n_segments, xp.inf, dtype=values.dtype, device=device(values))
     if is_torch_array(values):
         return minima.scatter_reduce_(0, segments, values, reduce="amin")
+    if isinstance(values, np.ndarray):
+        np.minimum.at(minima, segments, values)
+        return minima
     import cupyx
 
     cupyx.scatter_min(minima, segments, values)

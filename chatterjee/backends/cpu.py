@@ -36,6 +36,11 @@ _MAX_SWEEP = 1024
 _EXHAUSTIVE_ROWS = 128
 # A shared base with more duplicated rows than this is searched with the k-d tree.
 _CROWDED = 0.25
+# From this many dimensions on, distinct points are searched by the exact
+# shortlisting brute force (BLAS matrix products): a k-d tree's query cost grows
+# towards n^2 there (n = 10^4, both on two cores: 16 dimensions 0.73 s against 0.51 s,
+# 24: 1.08 against 0.65; at 12 the tree is faster; benchmarks/bench_core.py --only wide).
+_BRUTE_DIMS = 16
 
 
 def _query(tree, points, k, workers):
@@ -154,6 +159,24 @@ def _may_have_duplicates(points):
     weights = 1.0 + 0.6180339887498949 * np.arange(points.shape[1])
     projection = np.sort(points @ weights)
     return bool((projection[1:] == projection[:-1]).any())
+
+
+def nearest_neighbors_cpu(points, u, workers=-1, rows=None):
+    """Nearest neighbours of points in two or more dimensions: a k-d tree
+    (:func:`nearest_neighbors_kdtree`), or for distinct points in
+    :data:`_BRUTE_DIMS` dimensions or more the exact brute force of the device path
+    (:func:`.array.nearest_neighbors_brute`, on NumPy arrays), which is faster there
+    and gives the same graph on data without equidistant neighbours (among those it
+    draws in index order, the k-d tree in its query order: both uniformly).
+
+    Parameters and returns as :func:`nearest_neighbors_kdtree` (``workers`` does not
+    apply to the brute force, whose matrix products use the BLAS threads).
+    """
+    if points.shape[1] >= _BRUTE_DIMS and not _may_have_duplicates(points):
+        from .array import nearest_neighbors_brute
+
+        return nearest_neighbors_brute(points, u, rows=rows)
+    return nearest_neighbors_kdtree(points, u, workers=workers, rows=rows)
 
 
 def nearest_neighbors_kdtree(points, u, workers=-1, rows=None):
@@ -319,7 +342,7 @@ class SharedBaseSearch:
         block = np.ascontiguousarray(block.reshape(block.shape[0], -1), dtype=np.float64)
         n = block.shape[0]
         if self.crowded:
-            return nearest_neighbors_kdtree(
+            return nearest_neighbors_cpu(
                 np.column_stack((self.base, block)), u, workers=self.workers
             )
         neighbors = np.empty(n, dtype=np.int64)
@@ -334,7 +357,7 @@ class SharedBaseSearch:
         if rows.shape[0] <= _EXHAUSTIVE_ROWS:
             nearest_exhaustive(self.base, block, rows, u, neighbors)
         else:
-            neighbors[rows] = nearest_neighbors_kdtree(
+            neighbors[rows] = nearest_neighbors_cpu(
                 np.column_stack((self.base, block)), u, workers=self.workers, rows=rows
             )
         return neighbors
