@@ -4,8 +4,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sklearn.utils.parallel import Parallel, delayed
-
 from ._validation import check_n_jobs, check_noise_scale, check_random_state, check_samples
 from .codec import codec
 from .foci import (
@@ -383,6 +381,8 @@ def markov_blankets(data, *, groups=None, symmetric=None, n_jobs=None, verbose=0
     n_jobs = check_n_jobs(n_jobs)
     seeds = check_random_state(options.pop("random_state", None)).integers(
         np.iinfo(np.int64).max, size=labels.size)
+    from sklearn.utils.parallel import Parallel, delayed
+
     adjacency = np.zeros((labels.size, labels.size), dtype=bool)
     blankets = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_blanket_of)(values, groups, label, seed, options)

@@ -373,10 +373,7 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
     remaining = [c for c in range(labels.shape[0]) if members[c].shape[0]]
     # Device searches run one at a time: threads would multiply the device memory.
     n_workers = effective_n_jobs(n_jobs) if on_host else 1
-    # one job runs in this thread: through a joblib backend (dask) each chunk would
-    # become a task of its own
-    parallel = (Parallel(n_jobs=n_jobs, prefer="threads") if n_workers > 1 else
-                lambda tasks: [function(*args, **kwargs) for function, args, kwargs in tasks])
+    parallel = Parallel(n_jobs=n_jobs, prefer="threads") if n_workers > 1 else None
     picked, scores, gains = [], [], []
     agreement_prev, graph_prev = None, None
     # Q(S) = T_n(Y, X_S) = (agreement - null) / scale: gains in T's units
@@ -397,15 +394,14 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
             np.arange(len(blocks)), min(len(blocks), n_chunks * rounds)) if chunk.shape[0]]
         parts = []
         for first in range(0, len(chunks), n_chunks):
-            batch = chunks[first:first + n_chunks]
-            parts.extend(parallel(
-                delayed(_neighbor_agreements)(
-                    response, X, [blocks[i] for i in chunk], seeds[chunk], search,
-                    n_neighbors,
-                )
-                for chunk in batch
-            ))
-            progress.update(sum(chunk.shape[0] for chunk in batch))
+            calls = [(response, X, [blocks[i] for i in chunk], seeds[chunk], search,
+                      n_neighbors) for chunk in chunks[first:first + n_chunks]]
+            # one job runs in this thread: through a joblib backend (dask) each chunk
+            # would become a task of its own
+            parts.extend([_neighbor_agreements(*call) for call in calls] if parallel is None
+                         else parallel(delayed(_neighbor_agreements)(*call)
+                                       for call in calls))
+            progress.update(sum(chunk.shape[0] for chunk in chunks[first:first + n_chunks]))
         return np.concatenate(parts)
 
     with Progress(verbose, desc=name, unit="candidate") as progress:
