@@ -543,19 +543,20 @@ class Unlearner:
             removed_gradient = self._loss_gradient(removed)
             gradient = self._scope_gradient(scope, retained,
                                             (len(indices), removed_gradient))
-        if len(scope) == len(retained):
-            report.retained_gradient_norm_before = _norm(gradient)
-        if self.objective == "influence" and chosen is None:
-            # n / (n - k) grad F(w_0) = grad F_r(w_0) + (sum_j grad loss_j + k lambda w_0)
-            # / (n - k): the target gradient at w_0 is the influence of the k samples
-            # (in place: each of these is the size of the sliced parameters)
-            k, params = len(indices), dict(self.model.named_parameters())
-            influence = removed_gradient
-            for name, g in influence.items():
-                g.add_(params[name].detach(), alpha=self.weight_decay).mul_(k / len(retained))
-            offset = {name: g.add_(influence[name]) for name, g in gradient.items()}
-            gradient = {name: g.neg_() for name, g in influence.items()}
-            del removed_gradient, influence
+            if len(scope) == len(retained):
+                report.retained_gradient_norm_before = _norm(gradient)
+            if self.objective == "influence":
+                # n / (n - k) grad F(w_0) = grad F_r(w_0) + (sum_j grad loss_j
+                # + k lambda w_0) / (n - k): the target gradient at w_0 is the influence
+                # of the k samples (in place: each is the size of the sliced parameters)
+                k, params = len(indices), dict(self.model.named_parameters())
+                for name, g in removed_gradient.items():
+                    g.add_(params[name].detach(), alpha=self.weight_decay).mul_(
+                        k / len(retained))
+                offset = {name: g.add_(removed_gradient[name])
+                          for name, g in gradient.items()}
+                gradient = {name: g.neg_() for name, g in removed_gradient.items()}
+            del removed_gradient
         updated, steps = [], []        # steps: the accelerated passes' full steps
         everything = self.slice_map.block(self.slice_map.slices)
         start = (everything.gather(_detached(self.model)).clone()
