@@ -25,7 +25,9 @@ variables per case, ``markov_blanket`` with its defaults against IAMB (Tsamardin
 al. 2003; grow by the most dependent candidate while its test rejects at ``--alpha``,
 then shrink) with a Fisher-z partial-correlation test (continuous data) or a G^2
 test (discrete data; degrees of freedom counted over the strata that occur, as
-bnlearn's adjusted test). Networks: pgmpy's bundled Bayesian networks, sampled
+bnlearn's adjusted test), and on the SEMs up to ``--rcit-max-p`` variables and
+``--rcit-max-n`` samples, when causal-learn is installed, with its RCIT (a
+nonparametric test; slow). Networks: pgmpy's bundled Bayesian networks, sampled
 forward at each ``--n`` (linear Gaussian ecoli70, magic-niab, arth150; discrete
 asia, sachs, child, insurance, alarm, whose states are class labels:
 ``y_type="categorical"``). SEMs: :func:`nonlinear_sem` with ``--sem-p`` variables.
@@ -177,10 +179,27 @@ def scores(found, truth):
     return precision, recall, f1
 
 
-def blanket_case(data, blankets, discrete, targets, alpha):
+def rcit_test(data):
+    """causal-learn's RCIT (randomized conditional correlation test of Strobl, Zhang
+    and Visweswaran) as a p-value function for :func:`iamb`, or None when causal-learn
+    is not installed."""
+    try:
+        from causallearn.utils.cit import CIT
+    except ImportError:
+        return None
+    np.random.seed(0)                   # RCIT draws its random features from NumPy
+    cit = CIT(data, "rcit")
+    return lambda data, target, given, candidates: np.array(
+        [cit(target, c, list(given)) for c in candidates])
+
+
+def blanket_case(data, blankets, discrete, targets, alpha, with_rcit=False):
     """Per method: lists of (precision, recall, F1, CPU seconds) over ``targets``."""
-    results = {"chatterjee": [], "IAMB": []}
-    test = g2_pvalues if discrete else fisher_z_pvalues
+    tests = {"IAMB": g2_pvalues if discrete else fisher_z_pvalues}
+    rcit = rcit_test(data) if with_rcit else None
+    if rcit is not None:
+        tests["IAMB, RCIT"] = rcit
+    results = {"chatterjee": [], **{name: [] for name in tests}}
     for target in targets:
         X = np.delete(data, target, axis=1)
         columns = np.delete(np.arange(data.shape[1]), target)
@@ -190,9 +209,11 @@ def blanket_case(data, blankets, discrete, targets, alpha):
         seconds = time.process_time() - start
         results["chatterjee"].append(
             (*scores(set(columns[found.blanket].tolist()), blankets[target]), seconds))
-        start = time.process_time()
-        found = iamb(data, target, test, alpha)
-        results["IAMB"].append((*scores(found, blankets[target]), time.process_time() - start))
+        for name, test in tests.items():
+            start = time.process_time()
+            found = iamb(data, target, test, alpha)
+            results[name].append((*scores(found, blankets[target]),
+                                  time.process_time() - start))
     return results
 
 
@@ -217,13 +238,16 @@ def networks_part(args, parts):
         data, blankets, discrete = sample()
         targets = np.random.default_rng(0).choice(
             data.shape[1], min(args.targets, data.shape[1]), replace=False)
-        results = blanket_case(data, blankets, discrete, targets, args.alpha)
+        with_rcit = (family == "nonlinear SEM" and data.shape[1] <= args.rcit_max_p
+                     and data.shape[0] <= args.rcit_max_n)
+        results = blanket_case(data, blankets, discrete, targets, args.alpha, with_rcit)
         for method, values in results.items():
             mean = np.mean(values, axis=0)
             rows.append((family, label, method, *mean))
             families.setdefault((family, method), []).append(mean)
-        print(f"  {family}, {label}: chatterjee F1 {np.mean(results['chatterjee'], 0)[2]:.2f}, "
-              f"IAMB F1 {np.mean(results['IAMB'], 0)[2]:.2f}", flush=True)
+        print(f"  {family}, {label}: " + ", ".join(
+            f"{method} F1 {np.mean(values, axis=0)[2]:.2f}"
+            for method, values in results.items()), flush=True)
     print()
     print(f"Blankets of {args.targets} targets per case, alpha = {args.alpha} for IAMB; "
           "mean over targets; CPU seconds per blanket")
@@ -303,6 +327,10 @@ def main():
     parser.add_argument("--sem-p", type=int, nargs="+", default=[20, 50, 100])
     parser.add_argument("--targets", type=int, default=10)
     parser.add_argument("--alpha", type=float, default=0.01)
+    parser.add_argument("--rcit-max-p", type=int, default=50,
+                        help="IAMB with RCIT on SEMs of at most this many variables")
+    parser.add_argument("--rcit-max-n", type=int, default=2000,
+                        help="... and at most this many samples (it is slow)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--p", type=int, default=20, help="variables (parallel part)")
     parser.add_argument("--n", type=int, default=2000, help="samples (parallel part)")
