@@ -15,6 +15,7 @@ from ._validation import (
     warn_constant,
 )
 from .backends import TiedNeighbors, nearest_neighbor_graphs
+from .backends.cpu import local_cells, nearest_including_self
 
 __all__ = ["codec"]
 
@@ -163,9 +164,12 @@ def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=N
         raise ``NotImplementedError``) and searches a k-d tree with exact ties,
         slower than the tuned 1-nearest-neighbour path.
     method : None, 'permutation' or scipy.stats.PermutationMethod, default=None
-        None computes no p-value (``pvalue`` is NaN). A permutation test of
-        independence of Y and Z is available for the unconditional coefficient; it
-        reuses the neighbour graph, so each resample costs O(n).
+        None computes no p-value (``pvalue`` is NaN). Without ``x``: a permutation
+        test of the independence of Y and Z (9999 resamples by default); it reuses
+        the neighbour graph, so each resample costs O(n). With ``x``: a test of the
+        conditional independence of Y and Z given X (999 resamples by default; needs
+        ``ties='random'``), in which Z is resampled from an estimate of its law
+        given X (Notes); each resample searches the joint graph again, O(n log n).
     nan_policy : {'propagate', 'raise', 'omit'}, default='propagate'
         NaN in the input: return NaN, raise, or drop the rows that hold one (R's
         ``na.rm = TRUE`` is ``'omit'``).
@@ -256,6 +260,20 @@ def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=N
     numerators over the sum of their denominators, each divided by the size of
     the class on top. It therefore does not depend on which class is on top.
 
+    The conditional test (``method`` with ``x``) resamples Z given X and keeps Y, X
+    and the graph of X: Z* is the local linear fit of Z on X (least squares over
+    the max(8, 2(p + 1)) nearest points of each point in X) plus the residuals
+    permuted within cells of 10 to 19 nearby points of X (recursive median splits),
+    a residual form of the local permutation of Kim, Neykov, Balakrishnan and
+    Wasserman. The p-value counts the observed T among the resampled ones. Plain
+    local permutations of Y or of Z within cells are not valid for T: the finite-
+    sample null of T depends on the geometry below the cells (permuting Y made the
+    test conservative, rejecting 0-1 % at level 5 % with X in 3 dimensions;
+    permuting Z anti-conservative, 10-17 %). The residual form was calibrated on
+    nonlinear designs with X of 1-3 dimensions and Z a smooth or a sharp function of
+    X (the documentation's tables); it assumes the noise of Z given X varies slowly
+    with X.
+
     T_n is not clipped: it can be negative, and erratic for tiny n. A constant
     response (or one constant given X) leaves T undefined: NaN with a
     :class:`ConstantInputWarning` (R FOCI returns 1).
@@ -294,12 +312,8 @@ def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=N
     n_neighbors = check_n_neighbors(n_neighbors, n, y)
     if has_nan:
         return CodecResult(np.nan, np.nan, n_samples=n)
-    if method is not None and x is not None:
-        raise ValueError(
-            "Permutation p-values are available for the unconditional coefficient "
-            "only: permuting rows breaks the dependence of Y on X too, so it does not "
-            "test conditional independence. Call codec(y, z, method=...) without `x`."
-        )
+    if method is not None and x is not None and ties != "random":
+        raise ValueError("The conditional permutation test needs `ties='random'`.")
     rng = check_random_state(random_state)
     response = response_of(y, categorical)
     if x is None:
@@ -315,6 +329,13 @@ def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=N
     statistic = ratio_or_nan(numerator, denominator, x is not None)
     if method is None or np.isnan(statistic):
         return CodecResult(statistic, n_samples=n)
+    if x is not None:
+        on_host = response if isinstance(y, np.ndarray) else response_of(
+            to_numpy(y), categorical)
+        pvalue, null = _conditional_permutation_test(
+            on_host, to_numpy(z), to_numpy(x), to_numpy(given), statistic, method, rng,
+            workers=workers, n_neighbors=n_neighbors)
+        return CodecResult(statistic, pvalue, n_samples=n, null_distribution=null)
 
     values = to_numpy(response.values)
     if not isinstance(joint, TiedNeighbors):
@@ -336,3 +357,54 @@ def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=N
 
     _, pvalue, null = permutation_pvalue(statistic_of_values, values, method, rng)
     return CodecResult(statistic, pvalue, n_samples=n, null_distribution=null)
+
+
+#: Cells of the conditional permutation: this many nearby points of X, up to twice.
+_CELL_SIZE = 10
+#: Fewest neighbours of a local linear fit of Z on X (at least 2 (p + 1) in p dims).
+_LOCAL_FIT = 8
+#: Resamples of the conditional test without a PermutationMethod.
+_CONDITIONAL_RESAMPLES = 999
+
+
+def local_linear_fit(x, z, workers=-1):
+    """Fitted values of a local linear regression of each column of ``z`` on ``x``,
+    over the ``max(8, 2 (p + 1))`` nearest points of each point (itself included),
+    by least squares (minimum norm where a neighbourhood is degenerate)."""
+    n, p = x.shape
+    near = nearest_including_self(x, min(n, max(_LOCAL_FIT, 2 * (p + 1))), workers)
+    design = np.concatenate([np.ones(near.shape + (1,)), x[near] - x[:, None, :]], axis=2)
+    return (np.linalg.pinv(design) @ z[near])[:, 0, :]
+
+
+def _conditional_permutation_test(response, z, x, given, statistic, method, rng, *,
+                                  workers, n_neighbors):
+    """p-value of H0: Y independent of Z given X, and the null distribution of T.
+
+    Z is resampled from an estimate of its law given X: its local linear fit on X
+    plus the residuals permuted within cells of nearby points of X (a residual
+    local permutation); Y, X and the graph of X stay, and T is recomputed with the
+    joint graph of (X, Z*). The p-value counts the observed T as one of the draws.
+    """
+    n_resamples = _CONDITIONAL_RESAMPLES
+    if not isinstance(method, str):
+        n_resamples = int(method.n_resamples)
+        drawn = getattr(method, "rng", None) or getattr(method, "random_state", None)
+        rng = rng if drawn is None else check_random_state(drawn)
+    fitted = local_linear_fit(x, z, workers)
+    residuals = z - fitted
+    cells = local_cells(x, _CELL_SIZE)
+    order = np.argsort(cells, kind="stable")
+    null = np.empty(n_resamples)
+    for b in range(n_resamples):
+        shuffled = order[np.argsort(cells[order] + rng.random(order.shape[0]),
+                                    kind="stable")]
+        permutation = np.empty_like(order)
+        permutation[order] = shuffled
+        joint, = nearest_neighbor_graphs(
+            [np.concatenate((x, fitted + residuals[permutation]), axis=1)], rng,
+            workers=workers, n_neighbors=n_neighbors)
+        null[b] = ratio_or_nan(*dependence_terms(response, joint, given), True)
+    tolerance = 1e-12 * max(1.0, abs(statistic))
+    pvalue = (1 + np.count_nonzero(null >= statistic - tolerance)) / (n_resamples + 1)
+    return float(pvalue), null

@@ -605,3 +605,45 @@ def tied_neighbors(points, k=1, workers=-1):
         width = min(4 * width, n_sites)
     return TiedNeighbors(site_of, counts, members, first, np.concatenate(owners),
                          np.concatenate(targets), np.concatenate(weights))
+
+
+def local_cells(points, size):
+    """A partition of the points into cells of ``size`` to ``2 * size - 1`` nearby
+    points: recursive splits of a cell at the median of its widest coordinate (equal
+    values stay together, so a cell of identical points is never split).
+
+    Parameters
+    ----------
+    points : ndarray of shape (n, d)
+    size : int
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+        The cell of each point.
+    """
+    cell = np.zeros(points.shape[0], dtype=np.int64)
+    pending, n_cells = [np.arange(points.shape[0])], 0
+    while pending:
+        members = pending.pop()
+        coordinates = points[members]
+        spread = coordinates.max(axis=0) - coordinates.min(axis=0)
+        column = coordinates[:, int(np.argmax(spread))]
+        median = np.median(column)
+        lower = column < median
+        if not lower.any():
+            lower = column <= median
+        if members.shape[0] < 2 * size or lower.all():
+            cell[members] = n_cells
+            n_cells += 1
+        else:
+            pending += [members[lower], members[~lower]]
+    return cell
+
+
+def nearest_including_self(points, k, workers=-1):
+    """Indices of the ``k`` nearest points of every point, itself included (ties in
+    the k-d tree's order), shape (n, k)."""
+    from scipy.spatial import cKDTree
+
+    return _query(cKDTree(points), points, k, workers)[1].astype(np.int64)
