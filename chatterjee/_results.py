@@ -55,7 +55,8 @@ class CodecResult(_StatisticResult):
         T_n(Y, Z | X), or T_n(Y, Z) without a conditioning set. For L-CODEC, the mean
         over the randomized repeats.
     pvalue : float
-        Permutation p-value against independence, or NaN.
+        Permutation p-value against independence (given X for the conditional
+        coefficient), or NaN.
     n_samples : int
         Rows used (after dropping NaN rows with ``nan_policy='omit'``).
     statistics : ndarray or None

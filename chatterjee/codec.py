@@ -14,8 +14,12 @@ from ._validation import (
     to_numpy,
     warn_constant,
 )
-from .backends import TiedNeighbors, nearest_neighbor_graphs
-from .backends.cpu import local_cells, nearest_including_self
+from .backends import (
+    TiedNeighbors,
+    local_cells,
+    nearest_including_self,
+    nearest_neighbor_graphs,
+)
 
 __all__ = ["codec"]
 

@@ -26,6 +26,8 @@ from .cpu import (
     SharedBaseSearch,
     TiedNeighbors,
     k_nearest_neighbors,
+    local_cells,
+    nearest_including_self,
     nearest_neighbors_1d,
     nearest_neighbors_cpu,
     tied_neighbors,
