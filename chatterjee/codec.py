@@ -393,12 +393,16 @@ def _conditional_permutation_test(response, z, x, given, statistic, method, rng,
     n_resamples = _CONDITIONAL_RESAMPLES
     if not isinstance(method, str):
         n_resamples = int(method.n_resamples)
-        drawn = getattr(method, "rng", None) or getattr(method, "random_state", None)
+        drawn = getattr(method, "rng", None)
+        if drawn is None:
+            drawn = getattr(method, "random_state", None)
         rng = rng if drawn is None else check_random_state(drawn)
     fitted = local_linear_fit(x, z, workers)
     residuals = z - fitted
     cells = local_cells(x, _CELL_SIZE)
     order = np.argsort(cells, kind="stable")
+    agree_given = agreement(response, given)           # X's graph does not change
+    denominator = response.self_total() - agree_given
     null = np.empty(n_resamples)
     for b in range(n_resamples):
         shuffled = order[np.argsort(cells[order] + rng.random(order.shape[0]),
@@ -408,7 +412,8 @@ def _conditional_permutation_test(response, z, x, given, statistic, method, rng,
         joint, = nearest_neighbor_graphs(
             [np.concatenate((x, fitted + residuals[permutation]), axis=1)], rng,
             workers=workers, n_neighbors=n_neighbors)
-        null[b] = ratio_or_nan(*dependence_terms(response, joint, given), True)
+        null[b] = ratio_or_nan(agreement(response, joint) - agree_given, denominator,
+                               True)
     tolerance = 1e-12 * max(1.0, abs(statistic))
     pvalue = (1 + np.count_nonzero(null >= statistic - tolerance)) / (n_resamples + 1)
     return float(pvalue), null

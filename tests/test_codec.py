@@ -358,3 +358,13 @@ def test_conditional_test_needs_random_ties():
     x, y, z = rng.normal(size=(3, 50))
     with pytest.raises(ValueError, match="ties='random'"):
         codec(y, z, x, method="permutation", ties="average")
+
+
+def test_conditional_test_takes_the_permutation_methods_seed_zero():
+    from scipy.stats import PermutationMethod
+
+    rng = np.random.default_rng(2)
+    x, z, y = rng.normal(size=(3, 80))
+    seeded = [codec(y, z, x, method=PermutationMethod(n_resamples=20, rng=0),
+                    random_state=seed).null_distribution for seed in (1, 2)]
+    np.testing.assert_array_equal(*seeded)
