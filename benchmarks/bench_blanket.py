@@ -100,7 +100,8 @@ def network_sample(name, n, seed):
     discrete = name in DISCRETE_NETWORKS
     frame = (model.simulate(n, seed=seed, show_progress=False) if discrete
              else model.simulate(n, seed=seed))
-    nodes = list(frame.columns)
+    nodes = sorted(frame.columns)      # one order in every process (sets of names)
+    frame = frame[nodes]
     if discrete:
         data = np.column_stack([frame[c].astype("category").cat.codes.to_numpy()
                                 for c in nodes]).astype(np.int64)
@@ -199,16 +200,19 @@ def blanket_case(data, blankets, discrete, targets, alpha, with_rcit=False):
     rcit = rcit_test(data) if with_rcit else None
     if rcit is not None:
         tests["IAMB, RCIT"] = rcit
-    results = {"chatterjee": [], **{name: [] for name in tests}}
+    ours = {"chatterjee": {}, "chatterjee, alpha=None": {"alpha": None}}
+    results = {**{name: [] for name in ours}, **{name: [] for name in tests}}
     for target in targets:
         X = np.delete(data, target, axis=1)
         columns = np.delete(np.arange(data.shape[1]), target)
-        start = time.process_time()
-        found = markov_blanket(X, data[:, target], random_state=0,
-                               y_type="categorical" if discrete else "continuous")
-        seconds = time.process_time() - start
-        results["chatterjee"].append(
-            (*scores(set(columns[found.blanket].tolist()), blankets[target]), seconds))
+        for name, options in ours.items():
+            start = time.process_time()
+            found = markov_blanket(X, data[:, target], random_state=0,
+                                   y_type="categorical" if discrete else "continuous",
+                                   **options)
+            seconds = time.process_time() - start
+            results[name].append(
+                (*scores(set(columns[found.blanket].tolist()), blankets[target]), seconds))
         for name, test in tests.items():
             start = time.process_time()
             found = iamb(data, target, test, alpha)

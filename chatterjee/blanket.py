@@ -4,8 +4,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._response import response_of
 from ._validation import check_n_jobs, check_noise_scale, check_random_state, check_samples
-from .codec import codec
+from .backends import nearest_neighbor_graphs, neighbors_from_draws, shared_base_search
+from .codec import ConditionalResampler, agreement, check_n_neighbors, codec
 from .foci import (
     FociResult,
     Progress,
@@ -13,6 +15,7 @@ from .foci import (
     check_selection_nan_policy,
     foci,
     prepare_features,
+    score_blocks,
     standardize_columns,
 )
 from .lcodec import lcodec
@@ -31,12 +34,15 @@ class BlanketResult:
         for a pandas DataFrame, else column indices; group labels when ``groups``
         was given.
     forward : FociResult
-        The forward selection it started from.
+        The forward selection it started from (the tested search's grow phase:
+        its members in the order they entered, ``gains`` T_n(Y, X_m | X_S) at their
+        entry and ``scores`` T_n(Y, X_S) after it).
     pruned : ndarray
         Members of the forward selection removed by the backward pass, in the
         order they were removed.
     pruning_scores : ndarray of float
-        T_n(Y, X_m | X_rest) of each removed member at its removal (all <= 0).
+        T_n(Y, X_m | X_rest) of each removed member at its removal (all <= 0 for
+        the untested search; the tested one drops members whose test fails).
     reduced : ndarray
         Labels of the groups that ``group_features`` replaced by their norm (empty
         when it is None).
@@ -53,6 +59,201 @@ class BlanketResult:
 
 
 GROUP_FEATURES = (None, "norm", "auto")
+#: Neighbours of the tested search's coefficient unless ``n_neighbors`` is given.
+TESTED_NEIGHBORS = 5
+#: Resampled coefficients per test of the tested search, at most, looked at after
+#: every ``NULL_BATCH``: a z-score outside [0, 2 z_alpha] decides early.
+NULL_DRAWS = 30
+NULL_BATCH = 10
+#: When no single candidate passes, the pairs among this many best are tried.
+PAIR_POOL = 5
+
+
+class _BlanketTests:
+    """T_n(Y, block | X_S) and its test for the tested search of :func:`markov_blanket`.
+
+    ``condition_on(S)`` fixes the conditioning set; ``statistics`` scores candidate
+    blocks given it; ``zscore`` compares one block's T with coefficients of Z drawn
+    from an estimate of its law given X_S (:func:`~chatterjee.codec.conditional_resamples`),
+    as a z-score: (T - their mean) / their standard deviation.
+    """
+
+    def __init__(self, features, response, *, n_neighbors, ties, rng, parallel,
+                 n_workers, progress, critical):
+        self.features, self.response, self.rng = features, response, rng
+        # Without repeated values no two distances tie (almost surely), and the faster
+        # drawn search gives the averaged graphs.
+        repeats = (np.diff(np.sort(features, axis=0), axis=0) == 0).any()
+        self.ties = ties if repeats else "random"
+        self.n_neighbors, self.critical = n_neighbors, critical
+        self.parallel, self.n_workers, self.progress = parallel, n_workers, progress
+        null, self.scale = response.unconditional_terms(0.0)
+        self.null = -null            # T(Y, Z) = (agreement - null) / scale
+
+    def condition_on(self, columns):
+        """Fix X_S (``columns`` of the features); False when Y is a function of X_S
+        (then no block can add dependence)."""
+        self.base = self.features[:, columns]
+        if columns.shape[0]:
+            given, = nearest_neighbor_graphs([self.base], self.rng, workers=1,
+                                             n_neighbors=self.n_neighbors, ties=self.ties)
+            self.reference = agreement(self.response, given)
+            self.denominator = self.response.self_total() - self.reference
+        else:
+            self.reference, self.denominator = self.null, self.scale
+        self.resampler = ConditionalResampler(self.base if columns.shape[0] else None,
+                                              self.base.shape[0], workers=1)
+        self.search = (shared_base_search(self.base, workers=1,
+                                          n_neighbors=self.n_neighbors, ties=self.ties)
+                       if columns.shape[0] or self.ties == "average" else None)
+        return self.denominator > 0
+
+    def statistics(self, blocks, desc):
+        """T_n(Y, block | X_S) of each block (a list of column arrays)."""
+        seeds = self.rng.integers(np.iinfo(np.int64).max, size=len(blocks))
+        agreements = score_blocks(self.response, self.features, blocks, seeds,
+                                  self.search, self.n_neighbors, self.parallel,
+                                  self.n_workers, self.progress, desc)
+        return (agreements - self.reference) / self.denominator
+
+    def agreement_of(self, statistic):
+        """The agreement of a joint graph whose T_n(Y, block | X_S) is ``statistic``."""
+        return statistic * self.denominator + self.reference
+
+    def _statistic_of(self, values):
+        shape = values.shape[0] if self.n_neighbors == 1 else (values.shape[0],
+                                                                self.n_neighbors)
+        u = self.rng.random(shape)
+        graph = (neighbors_from_draws(values, u) if self.search is None
+                 else self.search.neighbors(values, u))
+        return (agreement(self.response, graph) - self.reference) / self.denominator
+
+    def excess(self, blocks, statistics):
+        """Each block's T_n minus that of one draw of the block given X_S: its
+        ranking. T_n is biased down for a block that X_S does not predict (its
+        neighbours in (X_S, block) are farther in X_S than those in X_S alone), and
+        the more so the larger X_S; the draw's T_n carries the same bias."""
+        return np.array([statistic - self._statistic_of(
+            next(self.resampler.draws(self.features[:, columns], self.rng)))
+            for columns, statistic in zip(blocks, statistics)])
+
+    def zscore(self, columns, statistic):
+        """The z-score of a block's T_n among coefficients of its draws given X_S:
+        up to ``NULL_DRAWS`` of them, fewer when it is far from the critical value."""
+        draws = self.resampler.draws(self.features[:, columns], self.rng)
+        null = []
+        while len(null) < NULL_DRAWS:
+            null.extend(self._statistic_of(next(draws)) for _ in range(NULL_BATCH))
+            spread = np.std(null, ddof=1)
+            score = ((statistic - np.mean(null)) / spread if spread > 0
+                     else np.inf * np.sign(statistic - np.mean(null)))
+            if not 0 <= score <= 2 * self.critical:
+                break
+        return score
+
+
+def _admitted(tests, statistics, remaining, members, step):
+    """The candidates a grow step admits, as positions in ``remaining`` and the
+    agreements of their joint graphs: the best one when its test passes; else the
+    best pair among the ``PAIR_POOL`` best when the pair's test passes (two
+    variables that matter only together, or whose single gains are too weak to
+    pass); else none."""
+    excess = tests.excess([members[m] for m in remaining], statistics)
+    best = int(np.argmax(excess))
+    if tests.zscore(members[remaining[best]], statistics[best]) >= tests.critical:
+        return [best], [tests.agreement_of(statistics[best])]
+    pool = np.argsort(-excess, kind="stable")[:PAIR_POOL]
+    pairs = [(a, b) for i, a in enumerate(pool.tolist()) for b in pool[i + 1:].tolist()]
+    if not pairs:
+        return [], []
+    blocks = [np.concatenate([members[remaining[a]], members[remaining[b]]])
+              for a, b in pairs]
+    pair_statistics = tests.statistics(blocks, f"{step}, pairs")
+    top = int(np.argmax(tests.excess(blocks, pair_statistics)))
+    if not tests.zscore(blocks[top], pair_statistics[top]) >= tests.critical:
+        return [], []
+    first, second = pairs[top]                  # the better single candidate first
+    return [first, second], [tests.agreement_of(statistics[first]),
+                             tests.agreement_of(pair_statistics[top])]
+
+
+def tested_search(features, members, response, *, alpha, prune, n_neighbors, ties, rng,
+                  n_jobs, verbose):
+    """The grow-shrink search of :func:`markov_blanket` with ``alpha``.
+
+    Grow: add what :func:`_admitted` admits until it admits nothing. Shrink (with
+    ``prune``): while the blanket has two members or more, take the member with the
+    smallest T_n(Y, X_m | X_rest) and drop it when its z-score falls short of
+    z_alpha, else stop. See the Notes of :func:`markov_blanket`.
+
+    Returns
+    -------
+    picked : list of int
+        Positions in ``members`` in the order they were added.
+    gains, scores : list of float
+        T_n(Y, X_m | X_S) at each admission, and T_n(Y, X_S) after it.
+    kept : list of int
+        The positions left after the shrink.
+    pruned : list of int
+    pruning_scores : list of float
+        T_n(Y, X_m | X_rest) of each dropped member when it was dropped.
+    """
+    from joblib import effective_n_jobs
+    from scipy.stats import norm
+    from sklearn.utils.parallel import Parallel
+
+    n_workers = effective_n_jobs(n_jobs)
+    parallel = Parallel(n_jobs=n_jobs, prefer="threads") if n_workers > 1 else None
+    critical = float(norm.isf(alpha))
+
+    def columns_of(positions):
+        return np.concatenate([members[m] for m in positions] + [np.empty(0, np.int64)])
+
+    remaining = [m for m in range(len(members)) if members[m].shape[0]]
+    picked, gains, scores = [], [], []
+    with Progress(verbose, desc="blanket", unit="candidate") as progress:
+        tests = _BlanketTests(features, response, n_neighbors=n_neighbors, ties=ties,
+                              rng=rng, parallel=parallel, n_workers=n_workers,
+                              progress=progress, critical=critical)
+        while remaining and tests.condition_on(columns_of(picked)):
+            step = f"blanket step {len(picked) + 1}"
+            statistics = tests.statistics([members[m] for m in remaining], step)
+            chosen, agreements = _admitted(tests, statistics, remaining, members, step)
+            if not chosen:
+                progress.step(f"[blanket] step {len(picked) + 1}: no candidate passes "
+                              f"its test, stop", "stopped")
+                break
+            reference, denominator = tests.reference, tests.denominator
+            for position, agreement_now in zip(chosen, agreements):
+                # T(Y, X_m | X_S): the second of a pair given S and the first
+                gains.append(float((agreement_now - reference) / denominator))
+                reference = agreement_now
+                denominator = tests.response.self_total() - agreement_now
+                scores.append(float((agreement_now - tests.null) / tests.scale))
+                progress.step(f"[blanket] step {len(picked) + 1}: added "
+                              f"{remaining[position]}, gain T = {gains[-1]:.4f}",
+                              f"added {remaining[position]}")
+                picked.append(remaining[position])
+            for position in sorted(chosen, reverse=True):
+                remaining.pop(position)
+        kept, pruned, pruning_scores = list(picked), [], []
+        while prune and len(kept) > 1:
+            statistics = []
+            for member in kept:
+                tests.condition_on(columns_of([m for m in kept if m != member]))
+                statistics.append(float(tests.statistics([members[member]],
+                                                         "blanket pruning")[0]))
+            weakest = int(np.argmin(statistics))
+            # tested given the same draw of X_rest's graph
+            tests.condition_on(columns_of([m for m in kept if m != kept[weakest]]))
+            statistic = tests.statistics([members[kept[weakest]]], "blanket pruning")[0]
+            if tests.zscore(members[kept[weakest]], statistic) >= critical:
+                break
+            pruned.append(kept.pop(weakest))
+            pruning_scores.append(statistics[weakest])
+            progress.step(f"[blanket] pruned {pruned[-1]}: T(y, it | rest) = "
+                          f"{statistics[weakest]:.4f}", f"pruned {pruned[-1]}")
+    return picked, gains, scores, kept, pruned, pruning_scores
 
 
 def reduce_groups(features, y, labels, members, group_features, standardize, rng,
@@ -118,18 +319,21 @@ def reduce_groups(features, y, labels, members, group_features, standardize, rng
             np.asarray(reduced, dtype=labels.dtype))
 
 
-def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=False,
-                   standardize="scale", group_features=None, ties="random", n_neighbors=1,
-                   noise_scale=1e-4, nan_policy="raise", random_state=None, n_jobs=None,
-                   verbose=0):
+def markov_blanket(X, y, *, alpha=0.01, y_type="auto", groups=None, prune=True,
+                   randomized=False, standardize="scale", group_features=None,
+                   ties=None, n_neighbors=None, noise_scale=1e-4, nan_policy="raise",
+                   random_state=None, n_jobs=None, verbose=0):
     """Estimate the Markov blanket of ``y`` among the columns (or groups) of ``X``.
 
     The Markov blanket is the smallest set S of variables such that y is
-    independent of the others given X_S. Forward selection (:func:`foci`) finds a
-    set whose addition stops raising T_n(Y, X_S); the backward pass then drops, one
-    at a time, the member m with the lowest T_n(Y, X_m | X_{S - m}) while that value
-    is <= 0 (a member that adds nothing once the others are known: typically one
-    picked early that later picks made redundant).
+    independent of the others given X_S. The default search grows and shrinks S
+    with tests of conditional independence built on T_n(Y, X_m | X_S) (an IAMB,
+    Tsamardinos et al. 2003, with the coefficient's test): a candidate enters when
+    it is the best of its step and its test rejects at level ``alpha``; a member
+    leaves when, given the others, its test no longer rejects (Notes).
+    ``alpha=None`` gives the untested search: forward selection (:func:`foci`)
+    until no candidate raises T_n(Y, X_S), then a backward pass that drops, one at
+    a time, the member with the lowest T_n(Y, X_m | X_{S - m}) while it is <= 0.
 
     Parameters
     ----------
@@ -137,6 +341,8 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
         Candidate variables.
     y : array_like of shape (n_samples,)
         The target variable: numbers or class labels.
+    alpha : float or None, default=0.01
+        Level of each test of the tested search; None: the untested search.
     y_type : {'auto', 'continuous', 'categorical'}, default='auto'
         How the target is compared: by its order or by class membership (see
         :func:`codec`). A discrete variable coded by integers (the states of a
@@ -145,12 +351,13 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
         A label per column; columns with the same label form one variable (see
         :func:`foci`). The blanket is then a set of labels.
     prune : bool, default=True
-        Run the backward pass.
+        Run the backward pass (the shrink).
     randomized : bool, default=False
-        Use L-FOCI for the forward pass (ties broken by noise drawn once, see
-        :func:`lfoci`) and :func:`lcodec` with fresh noise for the backward pass.
-        Fresh noise matters: with the forward pass's noise, a member admitted by a
-        lucky draw would look useful again to the backward pass.
+        Break ties by noise as L-FOCI does (:func:`lfoci`). Untested search: L-FOCI
+        for the forward pass and :func:`lcodec` with fresh noise for the backward
+        pass (with the forward pass's noise, a member admitted by a lucky draw
+        would look useful again). Tested search: both passes on the features with
+        noise drawn once.
     standardize : {'scale', 'bounded'} or None, default='scale'
         Column scaling, as in :func:`foci`.
     group_features : {None, 'norm', 'auto'}, default=None
@@ -163,19 +370,22 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
         i.e. when the norm keeps at least the dependence on y that the block shows.
         Requires ``groups``.
         See Notes.
-    n_neighbors : int, default=1
+    n_neighbors : int, default=None
         k of the k-nearest-neighbour coefficient (see :func:`codec`) used by the
-        forward pass, the backward pass and ``group_features='auto'``. 1 is FOCI's
-        coefficient. k > 1 needs NumPy data, is not available with
-        ``randomized=True`` (L-CODEC has no k-nearest-neighbour version), and is
-        slower (a k-d tree per candidate). On the bullseye network,
+        forward pass, the backward pass and ``group_features='auto'``. None: 5 for
+        the tested search (its tests have more power than with 1 on the benchmark
+        networks; the documentation's tables), 1 (FOCI's coefficient) for the
+        untested search and with ``randomized=True``. k > 1 needs NumPy data, is
+        not available with ``randomized=True`` (L-CODEC has no k-nearest-neighbour
+        version), and is slower (a k-d tree per candidate). On the bullseye network,
         ``group_features='norm'`` with ``n_neighbors=5`` recovers the blanket more
         reliably than with 1 (see the benchmarks in the documentation).
-    ties : {'random', 'average'}, default='random'
+    ties : {'random', 'average'} or None, default=None
         Equally near neighbours in the forward and backward passes: drawn at
-        random, or averaged so that tied data give one blanket for every seed (see
-        :func:`foci`). Not available with ``randomized=True``, whose noise is the
-        tie-breaking.
+        random, or averaged so that tied data (discrete variables) give one
+        coefficient for every seed (see :func:`foci`). None: 'average', or
+        'random' with ``randomized=True``, whose noise is the tie-breaking ('average'
+        is not available there).
     noise_scale : float, default=1e-4
         Noise of the randomized variant (ignored otherwise).
     nan_policy : {'raise', 'omit'}, default='raise'
@@ -183,7 +393,7 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
     random_state : None, int or numpy.random.Generator, default=None
         Seeds every random choice.
     n_jobs : int, default=None
-        Parallel jobs over the candidates of each forward step (joblib).
+        Parallel jobs (threads) over the candidates of each forward step (joblib).
     verbose : int, default=0
         Progress report on stderr, as in :func:`foci`: the forward pass's steps,
         then the pruning rounds (a tqdm bar each at 1 when tqdm is installed, else
@@ -199,6 +409,25 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
 
     Notes
     -----
+    The tested search (``alpha`` given). At each step every candidate m gets
+    T_n(Y, X_m | X_S), and one draw X_m* of it from an estimate of its law given
+    X_S (its local linear fit on X_S plus residuals permuted among nearby points,
+    as in the conditional test of :func:`codec`). Given X_S, T_n is biased
+    downwards for a candidate that X_S does not predict (its neighbours in
+    (X_S, X_m) are farther in X_S than X_S's own neighbours), the more so as S
+    grows, while a candidate that X_S predicts well keeps T_n near 0: the search
+    ranks by T_n(X_m) - T_n(X_m*), which carries the same bias on both sides. The
+    best candidate is then tested: its T_n among up to 30 coefficients of such
+    draws, as a z-score (the null law of T_n is close to normal), against the
+    normal quantile z_alpha; the draws stop after 10 or 20 when the z-score is
+    negative or above 2 z_alpha. When the best candidate fails, the best pair
+    among the 5 best is tested as one block (two parents of y whose single gains
+    are too weak given a child of y, say), and the search stops when it fails too.
+    The shrink tests the member with the lowest T_n given the others and drops it
+    while its test fails. Each decision is a test at level ``alpha`` of a
+    candidate chosen among many: like IAMB's, the blanket's error rates are not
+    those of one test.
+
     Nearest neighbours in the joint space of several multi-column groups lose their
     resolution fast: with groups of 3 columns, the 1-nearest neighbour of 5000 points
     in 6 or 9 dimensions says little about any one direction. When only a group's
@@ -226,12 +455,19 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
         raise ValueError("`prune` and `randomized` must be True or False.")
     if randomized:
         noise_scale = check_noise_scale(noise_scale)
+    if alpha is not None and not (isinstance(alpha, (float, int, np.floating))
+                                  and not isinstance(alpha, bool) and 0 < alpha < 1):
+        raise ValueError(f"`alpha` must be None or a number in (0, 1), got {alpha!r}.")
+    if n_neighbors is None:
+        n_neighbors = TESTED_NEIGHBORS if alpha is not None and not randomized else 1
     if group_features not in GROUP_FEATURES:
         raise ValueError(
             f"`group_features` must be None, 'norm' or 'auto', got {group_features!r}."
         )
     if group_features is not None and groups is None:
         raise ValueError("`group_features` needs `groups`.")
+    if ties is None:
+        ties = "random" if randomized else "average"
     if randomized and ties != "random":
         raise ValueError("`ties='average'` is not available with `randomized=True` "
                          "(L-FOCI breaks ties with its noise); use randomized=False.")
@@ -257,6 +493,19 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
     # L-FOCI's noise goes on the standardized features (standardize=None: no rescaling).
     searched = prepare_features(features, None, noise_scale, rng) if randomized \
         else features
+    if alpha is not None:
+        picked, gains, scores, kept, pruned, pruning_scores = tested_search(
+            searched, members, response_of(y, categorical), alpha=alpha, prune=prune,
+            n_neighbors=check_n_neighbors(n_neighbors, y.shape[0], y), ties=ties,
+            rng=rng, n_jobs=n_jobs, verbose=verbose)
+        columns = np.concatenate([original[m] for m in picked] + [np.empty(0, int)])
+        forward = FociResult(
+            labels[np.asarray(picked, dtype=np.int64)], np.asarray(scores),
+            np.asarray(gains), columns.astype(np.int64),
+            None if names is None or groups is not None else names[columns],
+            y.shape[0])
+        return _blanket_result(shown, original, kept, forward, pruned, pruning_scores,
+                               reduced)
     forward = foci(searched, y, y_type=y_type, groups=groups, standardize=None,
                    ties=ties, n_neighbors=n_neighbors, random_state=rng, n_jobs=n_jobs,
                    verbose=verbose)
@@ -289,13 +538,19 @@ def markov_blanket(X, y, *, y_type="auto", groups=None, prune=True, randomized=F
             progress.step(f"[blanket] pruned {labels[pruned[-1]]}: "
                           f"T(y, it | rest) = {scores[weakest]:.4f}",
                           f"pruned {labels[pruned[-1]]}")
+    return _blanket_result(shown, original, kept, forward, pruned, pruning_scores, reduced)
+
+
+def _blanket_result(shown, original, kept, forward, pruned, pruning_scores, reduced):
+    """The BlanketResult of the positions kept and pruned (``shown``: their labels,
+    ``original[k]``: the columns of ``X`` of position k)."""
     kept = sorted(kept)
     columns = np.sort(np.concatenate([original[k] for k in kept] + [np.empty(0, int)]))
     return BlanketResult(
         shown[np.asarray(kept, dtype=np.int64)],
         forward,
         shown[np.asarray(pruned, dtype=np.int64)],
-        np.asarray(pruning_scores),
+        np.asarray(pruning_scores, dtype=float),
         reduced,
         columns.astype(np.int64),
     )

@@ -371,24 +371,66 @@ _LOCAL_FIT = 8
 _CONDITIONAL_RESAMPLES = 999
 
 
-def local_linear_fit(x, z, workers=-1):
-    """Fitted values of a local linear regression of each column of ``z`` on ``x``,
-    over the ``max(8, 2 (p + 1))`` nearest points of each point (itself included),
-    by least squares (minimum norm where a neighbourhood is degenerate)."""
-    n, p = x.shape
-    near = nearest_including_self(x, min(n, max(_LOCAL_FIT, 2 * (p + 1))), workers)
-    design = np.concatenate([np.ones(near.shape + (1,)), x[near] - x[:, None, :]], axis=2)
-    return (np.linalg.pinv(design) @ z[near])[:, 0, :]
+class ConditionalResampler:
+    """Draws of variables Z from an estimate of their law given X (None: their own).
+
+    A draw is the local linear fit of Z on X (least squares over the
+    ``max(8, 2 (p + 1))`` nearest points of each point, itself included; minimum norm
+    where a neighbourhood is degenerate) plus the residuals permuted within cells of
+    10 to 19 nearby points of X (:func:`~chatterjee.backends.local_cells`); without
+    X, a permutation of Z. The fit's weights and the cells depend on X only, so one
+    resampler serves many Z.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, p) or None
+    n_samples : int
+    workers : int, default=-1
+        Threads for the neighbour search of the fit.
+    """
+
+    def __init__(self, x, n_samples, workers=-1):
+        self.n = n_samples
+        if x is None:
+            self.near = None
+            cells = np.zeros(n_samples, dtype=np.int64)
+        else:
+            p = x.shape[1]
+            self.near = nearest_including_self(x, min(self.n, max(_LOCAL_FIT, 2 * (p + 1))),
+                                               workers)
+            design = np.concatenate([np.ones(self.near.shape + (1,)),
+                                     x[self.near] - x[:, None, :]], axis=2)
+            self.weights = np.linalg.pinv(design)[:, 0, :]   # the intercept's row
+            cells = local_cells(x, _CELL_SIZE)
+        self.cells = cells
+        self.order = np.argsort(cells, kind="stable")
+
+    def fitted(self, z):
+        """The local linear fit of each column of ``z`` (n, q) at every point."""
+        if self.near is None:
+            return np.zeros_like(z)
+        return np.einsum("ik,ikq->iq", self.weights, z[self.near])
+
+    def draws(self, z, rng):
+        """Endless draws of ``z`` (n, q) given X, each taking ``n`` uniforms from
+        ``rng``."""
+        fitted = self.fitted(z)
+        residuals = z - fitted
+        order, cells = self.order, self.cells
+        while True:
+            shuffled = order[np.argsort(cells[order] + rng.random(self.n), kind="stable")]
+            permutation = np.empty_like(order)
+            permutation[order] = shuffled
+            yield fitted + residuals[permutation]
 
 
 def _conditional_permutation_test(response, z, x, given, statistic, method, rng, *,
                                   workers, n_neighbors):
     """p-value of H0: Y independent of Z given X, and the null distribution of T.
 
-    Z is resampled from an estimate of its law given X: its local linear fit on X
-    plus the residuals permuted within cells of nearby points of X (a residual
-    local permutation); Y, X and the graph of X stay, and T is recomputed with the
-    joint graph of (X, Z*). The p-value counts the observed T as one of the draws.
+    Z is resampled by a :class:`ConditionalResampler` (a residual local permutation);
+    Y, X and the graph of X stay, and T is recomputed with the joint graph of
+    (X, Z*). The p-value counts the observed T as one of the draws.
     """
     n_resamples = _CONDITIONAL_RESAMPLES
     if not isinstance(method, str):
@@ -397,21 +439,13 @@ def _conditional_permutation_test(response, z, x, given, statistic, method, rng,
         if drawn is None:
             drawn = getattr(method, "random_state", None)
         rng = rng if drawn is None else check_random_state(drawn)
-    fitted = local_linear_fit(x, z, workers)
-    residuals = z - fitted
-    cells = local_cells(x, _CELL_SIZE)
-    order = np.argsort(cells, kind="stable")
+    draws = ConditionalResampler(x, z.shape[0], workers).draws(z, rng)
     agree_given = agreement(response, given)           # X's graph does not change
     denominator = response.self_total() - agree_given
     null = np.empty(n_resamples)
     for b in range(n_resamples):
-        shuffled = order[np.argsort(cells[order] + rng.random(order.shape[0]),
-                                    kind="stable")]
-        permutation = np.empty_like(order)
-        permutation[order] = shuffled
-        joint, = nearest_neighbor_graphs(
-            [np.concatenate((x, fitted + residuals[permutation]), axis=1)], rng,
-            workers=workers, n_neighbors=n_neighbors)
+        joint, = nearest_neighbor_graphs([np.concatenate((x, next(draws)), axis=1)], rng,
+                                         workers=workers, n_neighbors=n_neighbors)
         null[b] = ratio_or_nan(agreement(response, joint) - agree_given, denominator,
                                True)
     tolerance = 1e-12 * max(1.0, abs(statistic))

@@ -276,6 +276,52 @@ def _neighbor_agreements(response, X, candidates, seeds, search, n_neighbors):
     return agreements
 
 
+def score_blocks(response, X, blocks, seeds, search, n_neighbors, parallel, n_workers,
+                 progress, desc):
+    """The agreements of the candidate blocks in (X_S, block), in parallel chunks.
+
+    Parameters
+    ----------
+    response, X, search, n_neighbors
+        As for :func:`_candidate_graph` (``search`` holds X_S).
+    blocks : list of ndarray of int
+        The columns of each candidate.
+    seeds : ndarray of int
+        One seed per candidate: its tie-breaking draws.
+    parallel : sklearn.utils.parallel.Parallel or None
+        Thread jobs (None: this thread).
+    n_workers : int
+        The jobs it runs at once: the candidates are cut into that many chunks.
+    progress : Progress
+        Its bar moves in rounds during the step; the result does not depend on the
+        chunks.
+    desc : str
+        The bar's label.
+
+    Returns
+    -------
+    ndarray of shape (len(blocks),)
+    """
+    from sklearn.utils.parallel import delayed
+
+    progress.reset(len(blocks), desc)
+    n_chunks = max(1, min(n_workers, len(blocks)))
+    rounds = PROGRESS_ROUNDS if progress.bar is not None else 1
+    chunks = [chunk for chunk in np.array_split(
+        np.arange(len(blocks)), min(len(blocks), n_chunks * rounds)) if chunk.shape[0]]
+    parts = []
+    for first in range(0, len(chunks), n_chunks):
+        calls = [(response, X, [blocks[i] for i in chunk], seeds[chunk], search,
+                  n_neighbors) for chunk in chunks[first:first + n_chunks]]
+        # one job runs in this thread: through a joblib backend (dask) each chunk
+        # would become a task of its own
+        parts.extend([_neighbor_agreements(*call) for call in calls] if parallel is None
+                     else parallel(delayed(_neighbor_agreements)(*call)
+                                   for call in calls))
+        progress.update(sum(chunk.shape[0] for chunk in chunks[first:first + n_chunks]))
+    return np.concatenate(parts)
+
+
 def _candidate_graph(X, columns, seed, search, n_neighbors):
     """Neighbour graph of X_S joined with the candidate's columns (X_S empty: search None).
 
@@ -333,7 +379,7 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
             nan_policy, random_state, n_jobs, verbose, backend, ties="random",
             lookahead=1, noise_scale=None):
     from joblib import effective_n_jobs
-    from sklearn.utils.parallel import Parallel, delayed
+    from sklearn.utils.parallel import Parallel
 
     n_jobs = check_n_jobs(n_jobs)
     X, y, labels, members, max_features, names, categorical = check_foci_args(
@@ -383,27 +429,6 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
     name = "L-FOCI" if noise_scale is not None else "FOCI"
     what = "group" if groups is not None else "feature"
 
-    def score(blocks, seeds, search, progress, desc):
-        """The agreements of the candidate blocks in (X_S, block), in parallel
-        chunks (with a bar, in rounds so that it moves; the result does not depend
-        on the chunks)."""
-        progress.reset(len(blocks), desc)
-        n_chunks = max(1, min(n_workers, len(blocks)))
-        rounds = PROGRESS_ROUNDS if progress.bar is not None else 1
-        chunks = [chunk for chunk in np.array_split(
-            np.arange(len(blocks)), min(len(blocks), n_chunks * rounds)) if chunk.shape[0]]
-        parts = []
-        for first in range(0, len(chunks), n_chunks):
-            calls = [(response, X, [blocks[i] for i in chunk], seeds[chunk], search,
-                      n_neighbors) for chunk in chunks[first:first + n_chunks]]
-            # one job runs in this thread: through a joblib backend (dask) each chunk
-            # would become a task of its own
-            parts.extend([_neighbor_agreements(*call) for call in calls] if parallel is None
-                         else parallel(delayed(_neighbor_agreements)(*call)
-                                       for call in calls))
-            progress.update(sum(chunk.shape[0] for chunk in chunks[first:first + n_chunks]))
-        return np.concatenate(parts)
-
     with Progress(verbose, desc=name, unit="candidate") as progress:
         while remaining and len(picked) < max_features:
             seeds = rng.integers(np.iinfo(np.int64).max, size=len(remaining))
@@ -413,8 +438,9 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
             search = (shared_base_search(base, n_neighbors=n_neighbors, ties=ties)
                       if picked or average else None)
             step = f"{name} step {len(picked) + 1}"
-            agreements = score([members[c] for c in remaining], seeds, search, progress,
-                               step)
+            agreements = score_blocks(response, X, [members[c] for c in remaining], seeds,
+                                      search, n_neighbors, parallel, n_workers, progress,
+                                      step)
             best = int(np.argmax(agreements))  # first maximum: the lowest label
             reference = null if agreement_prev is None else agreement_prev
             # (position in remaining, its graph's columns, seed, agreement) per pick
@@ -425,8 +451,9 @@ def _select(X, y, *, y_type, groups, max_features, stop, standardize, n_neighbor
                     and gain < weak):
                 picks = _best_pair(
                     agreements, seeds, remaining, members, reference, gain, scale, rng,
-                    lambda blocks, draws, search=search, step=step: score(
-                        blocks, draws, search, progress, f"{step}, pairs"),
+                    lambda blocks, draws, search=search, step=step: score_blocks(
+                        response, X, blocks, draws, search, n_neighbors, parallel,
+                        n_workers, progress, f"{step}, pairs"),
                     weak) or picks
             if stop and picks[-1][3] <= reference:   # Q(S + picks) <= Q(S)
                 progress.step(

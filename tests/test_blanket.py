@@ -109,13 +109,15 @@ def test_pruning_removes_a_member_made_redundant():
     w = u + v + 0.05 * rng.normal(size=n)
     y = np.sin(3 * u) + v + 0.05 * rng.normal(size=n)
     X = np.column_stack([w, u, v])
-    kept = markov_blanket(X, y, random_state=0)
-    unpruned = markov_blanket(X, y, prune=False, random_state=0)
-    assert set(unpruned.blanket.tolist()) == set(unpruned.forward.selected.tolist())
-    if 0 in unpruned.blanket.tolist():
-        assert 0 in kept.pruned.tolist()
-        assert np.all(kept.pruning_scores <= 0)
-    assert set(kept.blanket.tolist()) == {1, 2}
+    for alpha in (0.01, None):
+        kept = markov_blanket(X, y, alpha=alpha, random_state=0)
+        unpruned = markov_blanket(X, y, alpha=alpha, prune=False, random_state=0)
+        assert set(unpruned.blanket.tolist()) == set(unpruned.forward.selected.tolist())
+        if 0 in unpruned.blanket.tolist():
+            assert 0 in kept.pruned.tolist()
+            if alpha is None:
+                assert np.all(kept.pruning_scores <= 0)
+        assert set(kept.blanket.tolist()) == {1, 2}
 
 
 def test_randomized_blanket_on_tied_data_is_seeded():
@@ -171,6 +173,9 @@ def test_progress_changes_no_blanket(capsys, monkeypatch):
         np.testing.assert_array_equal(found.blanket, reference.blanket)
         np.testing.assert_array_equal(found.forward.scores, reference.forward.scores)
     out, err = capsys.readouterr()
+    assert out == "" and "[blanket] step 1" in err
+    markov_blanket(X, y, alpha=None, random_state=0, verbose=2)
+    out, err = capsys.readouterr()
     assert out == "" and "[foci] step 1" in err and "[blanket]" in err
     data = np.column_stack([X, y])
     graph = markov_blankets(data, random_state=0)
@@ -209,3 +214,65 @@ def test_markov_blankets_are_the_same_for_any_n_jobs_and_backend():
     with joblib.parallel_config(backend="threading", n_jobs=2):
         assert markov_blankets(data, **options).tolist() == serial.tolist()
     assert serial[2, [0, 1, 3]].all()          # c's parents and child
+
+
+def _nonlinear_dag(n, seed):
+    """a -> y <- b (sin, square), y -> c (tanh), c <- d, e -> a, and a noise f:
+    the blanket of y is {a, b, c, d}."""
+    rng = np.random.default_rng(seed)
+    e, b, d, f = rng.normal(size=(4, n))
+    a = np.abs(e) + 0.3 * rng.normal(size=n)
+    y = np.sin(2 * a) + b ** 2 + 0.3 * rng.normal(size=n)
+    c = np.tanh(y) + d + 0.3 * rng.normal(size=n)
+    return np.column_stack([a, b, c, d, e, f]), y
+
+
+def test_tested_blanket_of_a_nonlinear_dag():
+    for seed in range(3):
+        X, y = _nonlinear_dag(2000, seed)
+        result = markov_blanket(X, y, random_state=seed)
+        assert set(result.blanket.tolist()) == {0, 1, 2, 3}, seed
+
+
+def test_tested_blanket_is_empty_for_an_independent_target():
+    # Columns that depend on each other, none on y: the best of them is tested at
+    # each seed; a level of 0.01 per test lets few through.
+    found = 0
+    for seed in range(20):
+        X, _ = _nonlinear_dag(500, seed)
+        y = np.random.default_rng(100 + seed).normal(size=500)
+        found += markov_blanket(X, y, random_state=seed).blanket.size > 0
+    assert found <= 4
+
+
+@pytest.mark.slow
+def test_blanket_tests_are_calibrated_under_conditional_independence():
+    # The z-test of one candidate: Z and Y both depend on X (nonlinearly), not on
+    # each other. Its rejection rate at level 0.05 must be near 0.05 (200 seeds:
+    # [0.02, 0.09] holds a calibrated test's rate with probability 0.98).
+    from chatterjee._response import response_of
+    from chatterjee.blanket import _BlanketTests
+    from chatterjee.foci import Progress
+
+    rejected = []
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(1000, 2))
+        z = np.sin(2 * x[:, 0]) + x[:, 1] ** 2 + 0.5 * rng.normal(size=1000)
+        y = np.cos(x[:, 0]) + np.abs(x[:, 1]) + 0.5 * rng.normal(size=1000)
+        features = np.column_stack([x, z])
+        features = (features - features.mean(0)) / features.std(0)
+        tests = _BlanketTests(features, response_of(y, False), n_neighbors=5,
+                              ties="random", rng=rng, parallel=None, n_workers=1,
+                              progress=Progress(0), critical=1.6449)
+        tests.condition_on(np.array([0, 1]))
+        statistic = tests.statistics([np.array([2])], "test")[0]
+        rejected.append(tests.zscore(np.array([2]), statistic) >= tests.critical)
+    assert 0.02 <= np.mean(rejected) <= 0.09
+
+
+def test_alpha_is_checked():
+    X, y = _nonlinear_dag(200, 0)
+    for alpha in (0, 1, -0.1, "0.05", True):
+        with pytest.raises(ValueError, match="`alpha`"):
+            markov_blanket(X, y, alpha=alpha)
