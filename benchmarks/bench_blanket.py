@@ -21,7 +21,8 @@ search with backward pruning. The paper's Table 1 (raw data): a CMI search reach
 5124 s; L-CODEC with that search TPR 1.00, FPR 0.50 in 402 s.
 
 Networks and SEMs (``--parts networks sem``): the blankets of ``--targets`` random
-variables per case, ``markov_blanket`` with its defaults against IAMB (Tsamardinos et
+variables per case, ``markov_blanket`` with its defaults (the tested search) and with
+``alpha=None`` (the untested FOCI search) against IAMB (Tsamardinos et
 al. 2003; grow by the most dependent candidate while its test rejects at ``--alpha``,
 then shrink) with a Fisher-z partial-correlation test (continuous data) or a G^2
 test (discrete data; degrees of freedom counted over the strata that occur, as

@@ -101,8 +101,7 @@ class _BlanketTests:
             self.denominator = self.response.self_total() - self.reference
         else:
             self.reference, self.denominator = self.null, self.scale
-        self.resampler = ConditionalResampler(self.base if columns.shape[0] else None,
-                                              self.base.shape[0], workers=1)
+        self._resampler = None
         self.search = (shared_base_search(self.base, workers=1,
                                           n_neighbors=self.n_neighbors, ties=self.ties)
                        if columns.shape[0] or self.ties == "average" else None)
@@ -127,6 +126,14 @@ class _BlanketTests:
         graph = (neighbors_from_draws(values, u) if self.search is None
                  else self.search.neighbors(values, u))
         return (agreement(self.response, graph) - self.reference) / self.denominator
+
+    @property
+    def resampler(self):
+        """The ConditionalResampler of X_S, built when a draw is first needed."""
+        if self._resampler is None:
+            self._resampler = ConditionalResampler(
+                self.base if self.base.shape[1] else None, self.base.shape[0], workers=1)
+        return self._resampler
 
     def excess(self, blocks, statistics):
         """Each block's T_n minus that of one draw of the block given X_S: its
@@ -578,9 +585,9 @@ def markov_blankets(data, *, groups=None, symmetric=None, n_jobs=None, verbose=0
         does not depend on it, nor on the backend: each variable's blanket draws
         from its own seed, spawned from ``random_state``.
     **options
-        Passed to :func:`markov_blanket` (``y_type``, ``ties``, ``prune``, ``randomized``,
-        ``standardize``, ``group_features``, ``n_neighbors``, ``noise_scale``,
-        ``random_state``). ``nan_policy='omit'`` drops the rows of ``data`` that hold
+        Passed to :func:`markov_blanket` (``alpha``, ``y_type``, ``ties``, ``prune``,
+        ``randomized``, ``standardize``, ``group_features``, ``n_neighbors``,
+        ``noise_scale``, ``random_state``). ``nan_policy='omit'`` drops the rows of ``data`` that hold
         NaN once, for every variable.
     verbose : int, default=0
         Progress report on stderr, off by default: one step per variable (a tqdm
