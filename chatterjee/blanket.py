@@ -184,7 +184,7 @@ def _admitted(tests, statistics, remaining, members, step):
                              tests.agreement_of(pair_statistics[top])]
 
 
-def tested_search(features, members, response, *, alpha, prune, n_neighbors, ties, rng,
+def _grow_shrink(features, members, response, *, alpha, prune, n_neighbors, ties, rng,
                   n_jobs, verbose):
     """The grow-shrink search of :func:`markov_blanket` with ``alpha``.
 
@@ -501,7 +501,7 @@ def markov_blanket(X, y, *, alpha=0.01, y_type="auto", groups=None, prune=True,
     searched = prepare_features(features, None, noise_scale, rng) if randomized \
         else features
     if alpha is not None:
-        picked, gains, scores, kept, pruned, pruning_scores = tested_search(
+        picked, gains, scores, kept, pruned, pruning_scores = _grow_shrink(
             searched, members, response_of(y, categorical), alpha=alpha, prune=prune,
             n_neighbors=check_n_neighbors(n_neighbors, y.shape[0], y), ties=ties,
             rng=rng, n_jobs=n_jobs, verbose=verbose)
