@@ -9,6 +9,11 @@ smooth
 sharp
     Y = sin(3 s) + 0.2 e, Z = |s| + 0.2 h: Z points along the direction of X in which Y
     varies (the case that defeats plain local permutations).
+ancestor
+    Z = E, X1 = |E| + 0.3 g, Y = sin(2 X1) + 0.5 (X2^2 + ... + Xd^2) + 0.3 e: Z is a
+    cause of X1 through |.|, so its law given X is bimodal (about +-X1).
+hetero
+    Z = X1 h + 0.1 g (its spread varies with X), Y = sin X1 + tanh s + 0.3 e.
 alternative
     the smooth design with 0.6 cos(2 Z) added to Y.
 
@@ -30,7 +35,15 @@ from chatterjee import codec
 
 def design(kind, n, d, rng):
     x = rng.normal(size=(n, d))
+    if kind == "ancestor":
+        z = rng.normal(size=n)
+        x[:, 0] = np.abs(z) + 0.3 * rng.normal(size=n)
+        return (np.sin(2 * x[:, 0]) + 0.5 * (x[:, 1:] ** 2).sum(axis=1)
+                + 0.3 * rng.normal(size=n)), z, x
     s = x.sum(axis=1)
+    if kind == "hetero":
+        z = x[:, 0] * rng.normal(size=n) + 0.1 * rng.normal(size=n)
+        return np.sin(x[:, 0]) + np.tanh(s) + 0.3 * rng.normal(size=n), z, x
     if kind == "sharp":
         return np.sin(3 * s) + 0.2 * rng.normal(size=n), np.abs(s) + 0.2 * rng.normal(size=n), x
     z = np.cos(x[:, 0]) + np.tanh(s) + 0.5 * rng.normal(size=n)
@@ -53,7 +66,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--d", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--kinds", nargs="+", default=["smooth", "sharp", "alternative"])
+    parser.add_argument("--kinds", nargs="+", default=["smooth", "sharp", "ancestor", "hetero", "alternative"])
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--resamples", type=int, default=199)
     args = parser.parse_args()

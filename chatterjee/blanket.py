@@ -73,9 +73,11 @@ class _BlanketTests:
     """T_n(Y, block | X_S) and its test for the tested search of :func:`markov_blanket`.
 
     ``condition_on(S)`` fixes the conditioning set; ``statistics`` scores candidate
-    blocks given it; ``zscore`` compares one block's T with coefficients of Z drawn
-    from an estimate of its law given X_S (:func:`~chatterjee.codec.conditional_resamples`),
-    as a z-score: (T - their mean) / their standard deviation.
+    blocks given it; ``excess`` ranks them; ``zscore`` compares one block's T with
+    coefficients of the block drawn from an estimate of its law given X_S (a
+    :class:`~chatterjee.codec.ConditionalResampler`), as a z-score: (T - their
+    mean) / their standard deviation; ``rank_zscore`` tests a block by its
+    conditional ranks, as :func:`~chatterjee.codec.codec` does.
     """
 
     def __init__(self, features, response, *, n_neighbors, ties, rng, parallel,
@@ -120,12 +122,8 @@ class _BlanketTests:
         return statistic * self.denominator + self.reference
 
     def _statistic_of(self, values):
-        shape = values.shape[0] if self.n_neighbors == 1 else (values.shape[0],
-                                                                self.n_neighbors)
-        u = self.rng.random(shape)
-        graph = (neighbors_from_draws(values, u) if self.search is None
-                 else self.search.neighbors(values, u))
-        return (agreement(self.response, graph) - self.reference) / self.denominator
+        return (agreement(self.response, self._graph(values)) - self.reference) \
+            / self.denominator
 
     @property
     def resampler(self):
@@ -144,10 +142,30 @@ class _BlanketTests:
             next(self.resampler.draws(self.features[:, columns], self.rng)))
             for columns, statistic in zip(blocks, statistics)])
 
-    def zscore(self, columns, statistic):
-        """The z-score of a block's T_n among coefficients of its draws given X_S:
-        up to ``NULL_DRAWS`` of them, fewer when it is far from the critical value."""
-        draws = self.resampler.draws(self.features[:, columns], self.rng)
+    def rank_zscore(self, columns):
+        """The z-score of T_n(Y, ranks | X_S) among the T_n of permutations of the
+        ranks, the block entering as its conditional ranks given X_S
+        (:meth:`~chatterjee.codec.ConditionalResampler.conditional_ranks`; without
+        X_S, as it is)."""
+        values = self.features[:, columns]
+        if self.base.shape[1]:
+            values = self.resampler.conditional_ranks(values, self.rng)
+        statistic = (agreement(self.response, self._graph(values)) - self.reference) \
+            / self.denominator
+        permutations = (values[self.rng.permutation(values.shape[0])]
+                        for _ in range(NULL_DRAWS))
+        return self._score(statistic, permutations)
+
+    def _graph(self, values):
+        shape = values.shape[0] if self.n_neighbors == 1 else (values.shape[0],
+                                                                self.n_neighbors)
+        u = self.rng.random(shape)
+        return (neighbors_from_draws(values, u) if self.search is None
+                else self.search.neighbors(values, u))
+
+    def _score(self, statistic, draws):
+        """The z-score of ``statistic`` among the T_n of ``draws`` of the block: up
+        to ``NULL_DRAWS`` of them, fewer when it is far from the critical value."""
         null = []
         while len(null) < NULL_DRAWS:
             null.extend(self._statistic_of(next(draws)) for _ in range(NULL_BATCH))
@@ -157,6 +175,12 @@ class _BlanketTests:
             if not 0 <= score <= 2 * self.critical:
                 break
         return score
+
+    def zscore(self, columns, statistic):
+        """The z-score of a block's T_n among coefficients of its draws given X_S:
+        up to ``NULL_DRAWS`` of them, fewer when it is far from the critical value."""
+        return self._score(statistic,
+                           self.resampler.draws(self.features[:, columns], self.rng))
 
 
 def _admitted(tests, statistics, remaining, members, step):
@@ -185,13 +209,14 @@ def _admitted(tests, statistics, remaining, members, step):
 
 
 def _grow_shrink(features, members, response, *, alpha, prune, n_neighbors, ties, rng,
-                  n_jobs, verbose):
+                 n_jobs, verbose):
     """The grow-shrink search of :func:`markov_blanket` with ``alpha``.
 
     Grow: add what :func:`_admitted` admits until it admits nothing. Shrink (with
     ``prune``): while the blanket has two members or more, take the member with the
-    smallest T_n(Y, X_m | X_rest) and drop it when its z-score falls short of
-    z_alpha, else stop. See the Notes of :func:`markov_blanket`.
+    smallest T_n(Y, X_m | X_rest) and drop it when the z-score of its conditional
+    ranks (:meth:`_BlanketTests.rank_zscore`) falls short of z_alpha, else stop.
+    See the Notes of :func:`markov_blanket`.
 
     Returns
     -------
@@ -251,13 +276,11 @@ def _grow_shrink(features, members, response, *, alpha, prune, n_neighbors, ties
                 statistics.append(float(tests.statistics([members[member]],
                                                          "blanket pruning")[0]))
             weakest = int(np.argmin(statistics))
-            # tested given the same draw of X_rest's graph
             tests.condition_on(columns_of([m for m in kept if m != kept[weakest]]))
-            statistic = tests.statistics([members[kept[weakest]]], "blanket pruning")[0]
-            if tests.zscore(members[kept[weakest]], statistic) >= critical:
+            if tests.rank_zscore(members[kept[weakest]]) >= critical:
                 break
             pruned.append(kept.pop(weakest))
-            pruning_scores.append(statistics[weakest])
+            pruning_scores.append(float(statistics[weakest]))
             progress.step(f"[blanket] pruned {pruned[-1]}: T(y, it | rest) = "
                           f"{statistics[weakest]:.4f}", f"pruned {pruned[-1]}")
     return picked, gains, scores, kept, pruned, pruning_scores
@@ -427,11 +450,17 @@ def markov_blanket(X, y, *, alpha=0.01, y_type="auto", groups=None, prune=True,
     best candidate is then tested: its T_n among up to 30 coefficients of such
     draws, as a z-score (the null law of T_n is close to normal), against the
     normal quantile z_alpha; the draws stop after 10 or 20 when the z-score is
-    negative or above 2 z_alpha. When the best candidate fails, the best pair
+    negative or above 2 z_alpha. The draws favour power: they keep their level
+    where X_m given X_S is smooth or sharp with slowly varying noise (see
+    :func:`codec`), not where it is bimodal. When the best candidate fails, the best pair
     among the 5 best is tested as one block (two parents of y whose single gains
     are too weak given a child of y, say), and the search stops when it fails too.
-    The shrink tests the member with the lowest T_n given the others and drops it
-    while its test fails. Each decision is a test at level ``alpha`` of a
+    The shrink takes the member with the lowest T_n given the others and drops it
+    while its test fails; that test is :func:`codec`'s conditional test (the
+    member enters as its ranks given the others, compared with permutations of
+    them), which keeps its level where the draws of the grow phase do not: a cause
+    of a member through a non-monotone link (m = |e| + noise makes e bimodal given
+    m) passes the grow phase's test too often, and is dropped here. Each decision is a test at level ``alpha`` of a
     candidate chosen among many: like IAMB's, the blanket's error rates are not
     those of one test.
 

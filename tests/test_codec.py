@@ -267,22 +267,27 @@ def test_no_pvalue_by_default():
 # --- the conditional permutation test ---------------------------------------------
 
 def _conditional_null_by_brute_force(y, z, x, n_resamples, rng):
-    """The conditional test's resampling written out: per-point least squares over
-    the k nearest points, within-cell permutations drawn as the library draws them,
-    nearest neighbours from all pairwise distances, T from its formula."""
+    """The conditional test written out: per-point least squares over the k nearest
+    points, each residual ranked among those of its 20 nearest neighbours (ties
+    split by a uniform), permutations of the ranks, nearest neighbours from all
+    pairwise distances, T from its formula. Returns T of the ranks and of each
+    permutation."""
     from scipy.spatial.distance import cdist
     from scipy.stats import rankdata
 
-    from chatterjee.backends.cpu import local_cells
-
     n, p = x.shape
     k = max(8, 2 * (p + 1))
-    near = np.argsort(cdist(x, x), axis=1, kind="stable")[:, :k]
+    order = np.argsort(cdist(x, x), axis=1, kind="stable")
+    near = order[:, :k]
     fitted = np.empty(n)
     for i in range(n):
         design = np.column_stack([np.ones(k), x[near[i]] - x[i]])
         fitted[i] = np.linalg.lstsq(design, z[near[i]], rcond=None)[0][0]
     residuals = z - fitted
+    around = residuals[order[:, 1:21]]
+    below = (around < residuals[:, None]).sum(axis=1)
+    tied = (around == residuals[:, None]).sum(axis=1)
+    ranks = (below + rng.random((n, 1))[:, 0] * (tied + 1)) / 21
     R = rankdata(y, "max")
 
     def nearest(points):
@@ -291,18 +296,16 @@ def _conditional_null_by_brute_force(y, z, x, n_resamples, rng):
         return distances.argmin(axis=1)
 
     N = nearest(x)
-    cells = local_cells(x, 10)
-    order = np.argsort(cells, kind="stable")
-    null = []
-    for _ in range(n_resamples):
-        shuffled = order[np.argsort(cells[order] + rng.random(n), kind="stable")]
-        permutation = np.empty(n, dtype=int)
-        permutation[order] = shuffled
+
+    def statistic(values):
         rng.random(n)                         # the joint graph's tie-breaking draws
-        M = nearest(np.column_stack([x, fitted + residuals[permutation]]))
+        M = nearest(np.column_stack([x, values]))
         numerator = (np.minimum(R, R[M]) - np.minimum(R, R[N])).sum()
-        null.append(numerator / (R - np.minimum(R, R[N])).sum())
-    return np.array(null)
+        return numerator / (R - np.minimum(R, R[N])).sum()
+
+    observed = statistic(ranks)
+    return observed, np.array([statistic(ranks[rng.permutation(n)])
+                               for _ in range(n_resamples)])
 
 
 def test_conditional_pvalue_equals_a_brute_force_resampling():
@@ -315,30 +318,35 @@ def test_conditional_pvalue_equals_a_brute_force_resampling():
     result = codec(y, z, x, method=PermutationMethod(n_resamples=30), random_state=3)
     rng = np.random.default_rng(3)
     rng.random(60), rng.random(60)            # the observed graphs' draws (N, then M)
-    null = _conditional_null_by_brute_force(y, z, x, 30, rng)
+    observed, null = _conditional_null_by_brute_force(y, z, x, 30, rng)
     np.testing.assert_allclose(result.null_distribution, null, rtol=1e-12)
-    assert result.pvalue == (1 + np.count_nonzero(null >= result.statistic - 1e-12)) / 31
+    assert result.pvalue == (1 + np.count_nonzero(null >= observed - 1e-12)) / 31
     again = codec(y, z, x, method=PermutationMethod(n_resamples=30), random_state=3)
     assert again.pvalue == result.pvalue
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sharp", [False, True])
-def test_conditional_test_is_calibrated_on_nonlinear_nulls(sharp):
-    """Y and Z both depend on X (smoothly, or sharply along one direction, where plain
-    local permutations of Y or Z fail), Y independent of Z given X: the rejection
-    rate at 5 % stays near 5 %, and an added effect of Z on Y is found."""
+@pytest.mark.parametrize("kind", ["smooth", "sharp", "ancestor"])
+def test_conditional_test_is_calibrated_on_nonlinear_nulls(kind):
+    """Y and Z both depend on X (smoothly; sharply along one direction, where plain
+    local permutations of Y or Z fail; or Z a cause of X through |.|, so that Z given
+    X is bimodal, where a residual resampling fails), Y independent of Z given X: the
+    rejection rate at 5 % stays near 5 %, and an added effect of Z on Y is found."""
     from scipy.stats import PermutationMethod
 
-    def sample(rng, effect=0.0):
-        x = rng.normal(size=(150, 2))
+    def sample(rng, effect=0.0, n=150):
+        x = rng.normal(size=(n, 2))
+        if kind == "ancestor":
+            z = rng.normal(size=n)
+            x[:, 0] = np.abs(z) + 0.3 * rng.normal(size=n)
+            return np.sin(2 * x[:, 0]) + x[:, 1] ** 2 + 0.3 * rng.normal(size=n), z, x
         s = x.sum(axis=1)
-        if sharp:
-            y, z = np.sin(3 * s) + 0.2 * rng.normal(size=150), np.abs(s)
-            z = z + 0.2 * rng.normal(size=150)
+        if kind == "sharp":
+            y, z = np.sin(3 * s) + 0.2 * rng.normal(size=n), np.abs(s)
+            z = z + 0.2 * rng.normal(size=n)
         else:
-            z = np.cos(x[:, 0]) + np.tanh(s) + 0.5 * rng.normal(size=150)
-            y = np.sin(2 * x[:, 0]) + 0.5 * x[:, 1] ** 2 + 0.5 * rng.normal(size=150)
+            z = np.cos(x[:, 0]) + np.tanh(s) + 0.5 * rng.normal(size=n)
+            y = np.sin(2 * x[:, 0]) + 0.5 * x[:, 1] ** 2 + 0.5 * rng.normal(size=n)
         return y + effect * np.cos(2 * z), z, x
 
     pvalues = [codec(*sample(np.random.default_rng(rep)),
@@ -346,8 +354,8 @@ def test_conditional_test_is_calibrated_on_nonlinear_nulls(sharp):
                for rep in range(150)]
     assert 0.005 <= np.mean(np.array(pvalues) <= 0.05) <= 0.11
     assert 0.4 <= np.mean(pvalues) <= 0.6
-    if not sharp:
-        found = [codec(*sample(np.random.default_rng(rep), effect=1.2),
+    if kind == "smooth":
+        found = [codec(*sample(np.random.default_rng(rep), effect=1.2, n=400),
                        method=PermutationMethod(n_resamples=39), random_state=rep).pvalue
                  for rep in range(20)]
         assert np.mean(np.array(found) <= 0.05) >= 0.8
