@@ -439,30 +439,29 @@ def markov_blanket(X, y, *, alpha=0.01, y_type="auto", groups=None, prune=True,
 
     Notes
     -----
-    The tested search (``alpha`` given). At each step every candidate m gets
-    T_n(Y, X_m | X_S), and one draw X_m* of it from an estimate of its law given
-    X_S (its local linear fit on X_S plus residuals permuted among nearby points,
-    as in the conditional test of :func:`codec`). Given X_S, T_n is biased
-    downwards for a candidate that X_S does not predict (its neighbours in
-    (X_S, X_m) are farther in X_S than X_S's own neighbours), the more so as S
-    grows, while a candidate that X_S predicts well keeps T_n near 0: the search
-    ranks by T_n(X_m) - T_n(X_m*), which carries the same bias on both sides. The
-    best candidate is then tested: its T_n among up to 30 coefficients of such
-    draws, as a z-score (the null law of T_n is close to normal), against the
-    normal quantile z_alpha; the draws stop after 10 or 20 when the z-score is
-    negative or above 2 z_alpha. The draws favour power: they keep their level
-    where X_m given X_S is smooth or sharp with slowly varying noise (see
-    :func:`codec`), not where it is bimodal. When the best candidate fails, the best pair
-    among the 5 best is tested as one block (two parents of y whose single gains
-    are too weak given a child of y, say), and the search stops when it fails too.
-    The shrink takes the member with the lowest T_n given the others and drops it
-    while its test fails; that test is :func:`codec`'s conditional test (the
-    member enters as its ranks given the others, compared with permutations of
-    them), which keeps its level where the draws of the grow phase do not: a cause
-    of a member through a non-monotone link (m = |e| + noise makes e bimodal given
-    m) passes the grow phase's test too often, and is dropped here. Each decision is a test at level ``alpha`` of a
-    candidate chosen among many: like IAMB's, the blanket's error rates are not
-    those of one test.
+    The tested search (``alpha`` given). At each step every candidate m gets T_n(Y,
+    X_m | X_S), and one draw X_m* of it from an estimate of its law given X_S (its
+    local linear fit on X_S plus residuals permuted within cells of nearby points,
+    :meth:`~chatterjee.codec.ConditionalResampler.draws`). Given X_S, T_n is biased downwards for a
+    candidate that X_S does not predict (its neighbours in (X_S, X_m) are farther in
+    X_S than X_S's own neighbours), the more so as S grows, while a candidate that
+    X_S predicts well keeps T_n near 0: the search ranks by T_n(X_m) - T_n(X_m*),
+    which carries the same bias on both sides. The best candidate is then tested:
+    its T_n among up to 30 coefficients of such draws, as a z-score (the null law of
+    T_n is close to normal), against the normal quantile z_alpha; the draws stop
+    after 10 or 20 when the z-score is negative or above 2 z_alpha. The draws favour
+    power: they keep their level where X_m given X_S is smooth or sharp with slowly
+    varying noise (see :func:`codec`), not where it is bimodal. When the best
+    candidate fails, the best pair among the 5 best is tested as one block (two
+    parents of y whose single gains are too weak given a child of y, say), and the
+    search stops when it fails too. The shrink takes the member with the lowest T_n
+    given the others and drops it while its test fails; that test is :func:`codec`'s
+    conditional test (the member enters as its ranks given the others, compared with
+    permutations of them), which keeps its level where the draws of the grow phase
+    do not: a cause of a member through a non-monotone link (``m = abs(e) + noise``
+    makes e bimodal given m) passes the grow phase's test too often, and is dropped
+    here. Each decision is a test at level ``alpha`` of a candidate chosen among
+    many: like IAMB's, the blanket's error rates are not those of one test.
 
     Nearest neighbours in the joint space of several multi-column groups lose their
     resolution fast: with groups of 3 columns, the 1-nearest neighbour of 5000 points

@@ -277,8 +277,8 @@ def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=N
     compare with T_n(Y, U | X), not with ``statistic``, which is T_n(Y, Z | X)).
     Resampling Z itself (its local fit plus residuals permuted within cells of
     nearby X) was calibrated on smooth and sharp designs but rejected 18 % of true
-    nulls at level 5 % when Z causes X through a non-monotone link (X = |Z| +
-    noise: Z given X bimodal); plain local permutations of Y or of Z are not valid
+    nulls at level 5 % when Z causes X through a non-monotone link (``X = abs(Z)
+    + noise``: Z given X bimodal); plain local permutations of Y or of Z are not valid
     for T either (permuting Y rejected 0-1 % with X in 3 dimensions, permuting Z
     10-17 %). The rank test's calibration, on smooth, sharp, bimodal and
     heteroscedastic designs with X of 1-3 dimensions, is in the documentation's
