@@ -122,6 +122,7 @@ class _BlanketTests:
         return statistic * self.denominator + self.reference
 
     def _statistic_of(self, values):
+        """T_n(Y, values | X_S) for a block's values (n, q), with a drawn graph."""
         return (agreement(self.response, self._graph(values)) - self.reference) \
             / self.denominator
 
@@ -150,8 +151,7 @@ class _BlanketTests:
         values = self.features[:, columns]
         if self.base.shape[1]:
             values = self.resampler.conditional_ranks(values, self.rng)
-        statistic = (agreement(self.response, self._graph(values)) - self.reference) \
-            / self.denominator
+        statistic = self._statistic_of(values)
         permutations = (values[self.rng.permutation(values.shape[0])]
                         for _ in range(NULL_DRAWS))
         return self._score(statistic, permutations)
