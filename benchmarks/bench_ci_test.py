@@ -18,8 +18,10 @@ alternative
     the smooth design with 0.6 cos(2 Z) added to Y.
 
 The rejection rate at level 0.05 over ``--reps`` replications (seeded by replication),
-for CODEC's test and for Fisher's z test of the partial correlation of Y and Z given
-X (linear). Under the null the rate should be within binomial noise of 0.05 (about
+for CODEC's test (``--method permutation``, the conditional permutation test;
+``asymptotic``, the normal test with bias correction; ``asymptotic-raw``, the normal
+test of the uncorrected T_n) and for Fisher's z test of the partial correlation of Y
+and Z given X (linear). Under the null the rate should be within binomial noise of 0.05 (about
 [0.02, 0.09] for 200 replications). Run ``python benchmarks/bench_ci_test.py``
 (``--n 200 1000 --reps 200 --resamples 199`` takes about 15 minutes on 2 cores).
 """
@@ -69,9 +71,12 @@ def main():
     parser.add_argument("--kinds", nargs="+", default=["smooth", "sharp", "ancestor", "hetero", "alternative"])
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--resamples", type=int, default=199)
+    parser.add_argument("--method", default="permutation",
+                        choices=["permutation", "asymptotic", "asymptotic-raw"])
     args = parser.parse_args()
-    print(f"Rejection rate at level 0.05, {args.reps} replications, "
-          f"{args.resamples} resamples per test")
+    about = (f"{args.resamples} resamples per test" if args.method == "permutation"
+             else f"method={args.method}")
+    print(f"Rejection rate at level 0.05, {args.reps} replications, {about}")
     print()
     print("| design | n | d | CODEC test | partial correlation | CPU s per test |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -82,9 +87,14 @@ def main():
                 start = time.process_time()
                 for rep in range(args.reps):
                     y, z, x = design(kind, n, d, np.random.default_rng(rep))
-                    method = PermutationMethod(n_resamples=args.resamples, rng=rep)
-                    codec_rejections += codec(y, z, x, method=method,
-                                              random_state=rep).pvalue <= 0.05
+                    if args.method == "permutation":
+                        options = dict(method=PermutationMethod(
+                            n_resamples=args.resamples, rng=rep))
+                    else:
+                        options = dict(method="asymptotic",
+                                       bias_correction=args.method == "asymptotic")
+                    codec_rejections += codec(y, z, x, random_state=rep,
+                                              **options).pvalue <= 0.05
                     linear_rejections += partial_correlation_pvalue(y, z, x) <= 0.05
                 seconds = (time.process_time() - start) / args.reps
                 print(f"| {kind} | {n} | {d} | {codec_rejections / args.reps:.3f} | "

@@ -1,8 +1,12 @@
 """Result objects: attribute access, and tuple unpacking as ``(statistic, pvalue)``."""
 
+from collections import namedtuple
 from dataclasses import dataclass, field
 
 import numpy as np
+
+#: A confidence interval, as SciPy's results return it.
+ConfidenceInterval = namedtuple("ConfidenceInterval", ["low", "high"])
 
 
 @dataclass(frozen=True)
@@ -46,19 +50,22 @@ class XiResult(_StatisticResult):
 class CodecResult(_StatisticResult):
     """Result of :func:`chatterjee.codec` and :func:`chatterjee.lcodec`.
 
-    Unpacks as ``statistic, pvalue = result``; ``pvalue`` is NaN unless a permutation
-    test was asked for.
+    Unpacks as ``statistic, pvalue = result``; ``pvalue`` is NaN unless a test was
+    asked for.
 
     Attributes
     ----------
     statistic : float
-        T_n(Y, Z | X), or T_n(Y, Z) without a conditioning set. For L-CODEC, the mean
-        over the randomized repeats.
+        T_n(Y, Z | X), or T_n(Y, Z) without a conditioning set (bias-corrected when
+        asked). For L-CODEC, the mean over the randomized repeats.
     pvalue : float
-        Permutation p-value against independence (given X for the conditional
-        coefficient), or NaN.
+        p-value against independence (given X for the conditional coefficient), or
+        NaN.
     n_samples : int
         Rows used (after dropping NaN rows with ``nan_policy='omit'``).
+    standard_error : float
+        The estimated standard error of ``statistic`` (``method='asymptotic'``), or
+        NaN.
     statistics : ndarray or None
         L-CODEC only: the value of each randomized repeat.
     null_distribution : ndarray or None
@@ -66,8 +73,39 @@ class CodecResult(_StatisticResult):
     """
 
     n_samples: int = 0
+    standard_error: float = np.nan
     statistics: np.ndarray | None = field(default=None, repr=False)
     null_distribution: np.ndarray | None = field(default=None, repr=False)
+
+    def confidence_interval(self, confidence_level=0.95):
+        """A confidence interval for the population coefficient T.
+
+        ``statistic`` plus and minus the normal quantile times ``standard_error``,
+        clipped to [0, 1] (where T lies). Needs ``codec(..., method='asymptotic')``.
+
+        Parameters
+        ----------
+        confidence_level : float, default=0.95
+            In (0, 1).
+
+        Returns
+        -------
+        ConfidenceInterval
+            A named tuple ``(low, high)``.
+        """
+        from scipy.stats import norm
+
+        if not 0 < confidence_level < 1:
+            raise ValueError(
+                f"`confidence_level` must be in (0, 1), got {confidence_level!r}.")
+        if np.isnan(self.standard_error):
+            raise ValueError(
+                "confidence_interval needs a standard error: call codec(..., "
+                "method='asymptotic')."
+            )
+        half_width = norm.ppf(0.5 + confidence_level / 2) * self.standard_error
+        return ConfidenceInterval(float(np.clip(self.statistic - half_width, 0, 1)),
+                                  float(np.clip(self.statistic + half_width, 0, 1)))
 
 
 class FociPathPlot:

@@ -30,6 +30,7 @@ from .cpu import (
     nearest_including_self,
     nearest_neighbors_1d,
     nearest_neighbors_cpu,
+    ordered_neighbors,
     tied_neighbors,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "nearest_neighbor_graphs",
     "nearest_neighbors",
     "neighbors_from_draws",
+    "neighbors_in_order",
     "safe_scale",
     "set_memory_limit",
     "shared_base_search",
@@ -111,6 +113,20 @@ def averaged_neighbors(points, *, workers=-1, n_neighbors=1):
     """
     _cpu_only(points, "ties='average'")
     return tied_neighbors(safe_scale(points), n_neighbors, workers=workers)
+
+
+def neighbors_in_order(points, k, *, workers=-1):
+    """The k nearest neighbours of every point, nearest first, and their squared
+    distances (NumPy only; self excluded, ties in the k-d tree's order, distances
+    of the coordinates scaled by :func:`safe_scale`).
+
+    Returns
+    -------
+    neighbors, squared_distances : ndarrays of shape (n, k)
+        See :func:`.cpu.ordered_neighbors`.
+    """
+    _cpu_only(points, "the bias correction")
+    return ordered_neighbors(safe_scale(points), k, workers=workers)
 
 
 def neighbors_from_draws(points, u, *, workers=-1):

@@ -647,3 +647,31 @@ def nearest_including_self(points, k, workers=-1):
     from scipy.spatial import cKDTree
 
     return _query(cKDTree(points), points, k, workers)[1].astype(np.int64)
+
+
+def ordered_neighbors(points, k, workers=-1):
+    """The k nearest neighbours of every point in order of distance, self excluded
+    (ties in the k-d tree's order), and their squared distances.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n, d)
+        Finite float64 coordinates, ``k < n``.
+    k : int
+    workers : int, default=-1
+
+    Returns
+    -------
+    neighbors : ndarray of shape (n, k), int64
+        Column j holds each point's (j + 1)-th nearest neighbour.
+    squared_distances : ndarray of shape (n, k)
+    """
+    from scipy.spatial import cKDTree
+
+    n = points.shape[0]
+    dist, idx = _query(cKDTree(points), points, k + 1, workers)
+    # A duplicate may come before the point itself: drop the point where it is
+    # listed, else the farthest of the k + 1.
+    keep = idx != np.arange(n)[:, None]
+    keep[keep.all(axis=1), -1] = False
+    return idx[keep].reshape(n, k).astype(np.int64), dist[keep].reshape(n, k) ** 2
