@@ -202,8 +202,7 @@ def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=N
         An integer in [1, n - 1]; k > 1 needs ``backend='numpy'`` (device arrays
         raise ``NotImplementedError``) and searches a k-d tree with exact ties,
         slower than the tuned 1-nearest-neighbour path.
-    method : None, 'permutation', 'asymptotic' or scipy.stats.PermutationMethod, \
-default=None
+    method : str, scipy.stats.PermutationMethod or None, default=None
         None computes no p-value (``pvalue`` is NaN). 'permutation' without ``x``: a
         permutation test of the independence of Y and Z (9999 resamples by default);
         it reuses the neighbour graph, so each resample costs O(n). With ``x``: a
