@@ -170,11 +170,11 @@ def main():
                 for rep in range(args.reps):
                     y, z, x = design(kind, n, d, np.random.default_rng(rep))
                     if args.method == "permutation":
-                        options = dict(method=PermutationMethod(
-                            n_resamples=args.resamples, rng=rep))
+                        options = {"method": PermutationMethod(
+                            n_resamples=args.resamples, rng=rep)}
                     else:
-                        options = dict(method="asymptotic",
-                                       bias_correction=args.method == "asymptotic")
+                        options = {"method": "asymptotic",
+                                   "bias_correction": args.method == "asymptotic"}
                     codec_rejections += codec(y, z, x, random_state=rep,
                                               **options).pvalue <= 0.05
                     linear_rejections += partial_correlation_pvalue(y, z, x) <= 0.05

@@ -84,7 +84,7 @@ def corrected_agreement(response, points, workers=-1):
     spread = squared.mean(axis=0)
     if not spread[-1] > spread[0]:
         return float(agreements.mean())
-    slope, intercept = np.polyfit(spread / spread[-1], agreements, 1)
+    _, intercept = np.polyfit(spread / spread[-1], agreements, 1)
     return float(intercept)
 
 
@@ -427,8 +427,8 @@ def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=N
             f"method='asymptotic' needs at least {_FEWEST_ASYMPTOTIC} samples, got {n}.")
     rng = check_random_state(random_state)
     response = response_of(y, categorical)
-    options = dict(workers=workers, n_neighbors=n_neighbors, ties=ties,
-                   bias_correction=bias_correction)
+    options = {"workers": workers, "n_neighbors": n_neighbors, "ties": ties,
+               "bias_correction": bias_correction}
     terms, (given, joint) = _terms_and_graphs(response, z, x, rng, **options)
     statistic = ratio_or_nan(*terms, x is not None)
     if method is None or np.isnan(statistic):

@@ -287,9 +287,10 @@ def test_alpha_is_checked():
 
 def _covariance_pvalue(y, z, x, rng):
     """The covariance test's p-value for z given x (all continuous)."""
+    from scipy.stats import rankdata
+
     from chatterjee.blanket import _CovarianceTests
     from chatterjee.codec import ConditionalResampler
-    from scipy.stats import rankdata
 
     features = np.column_stack([x, z])
     covariance = _CovarianceTests(features, rankdata(y))
