@@ -439,8 +439,11 @@ def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=N
         standard_error = _halving_standard_error(
             to_numpy(y), to_numpy(z), None if x is None else to_numpy(x), categorical,
             rng, **options)
-        return CodecResult(statistic, float(norm.sf(statistic / standard_error)),
-                           n_samples=n, standard_error=standard_error)
+        # a standard error of 0 (every half gives the same T): T itself decides
+        z_score = (statistic / standard_error if standard_error != 0
+                   else np.inf * np.sign(statistic))
+        return CodecResult(statistic, float(norm.sf(z_score)), n_samples=n,
+                           standard_error=standard_error)
     if x is not None:
         on_host = response if isinstance(y, np.ndarray) else response_of(
             to_numpy(y), categorical)

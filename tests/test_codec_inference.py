@@ -157,3 +157,11 @@ def test_inference_arguments_are_validated():
     result = codec(y, z, x, method="asymptotic", random_state=0)
     with pytest.raises(ValueError, match="confidence_level"):
         result.confidence_interval(1.5)
+
+
+def test_zero_standard_error_gives_a_decided_pvalue():
+    # Two clusters, y and z both the cluster: every half gives T = 1 exactly.
+    labels = np.repeat([0.0, 1.0], 20)
+    result = codec(labels, labels, method="asymptotic", random_state=0)
+    assert (result.statistic, result.standard_error, result.pvalue) == (1.0, 0.0, 0.0)
+    assert result.confidence_interval() == (1.0, 1.0)
