@@ -81,7 +81,8 @@ class CodecResult(_StatisticResult):
         """A confidence interval for the population coefficient T.
 
         ``statistic`` plus and minus the normal quantile times ``standard_error``,
-        clipped to [0, 1] (where T lies). Needs ``codec(..., method='asymptotic')``.
+        clipped to [0, 1] (where T lies); NaN for a NaN statistic. Needs
+        ``codec(..., method='asymptotic')``.
 
         Parameters
         ----------
@@ -98,6 +99,8 @@ class CodecResult(_StatisticResult):
         if not 0 < confidence_level < 1:
             raise ValueError(
                 f"`confidence_level` must be in (0, 1), got {confidence_level!r}.")
+        if np.isnan(self.statistic):
+            return ConfidenceInterval(np.nan, np.nan)
         if np.isnan(self.standard_error):
             raise ValueError(
                 "confidence_interval needs a standard error: call codec(..., "

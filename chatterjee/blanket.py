@@ -576,8 +576,10 @@ def markov_blanket(X, y, *, alpha=0.01, y_type="auto", groups=None, prune=True,
     test passes at level 0.8 ``alpha``, else the candidate with the smallest
     covariance p-value when it is at most 0.2 ``alpha``, else tries the pairs; the
     shrink keeps the weakest member (and stops) when either test rejects at these
-    levels. Each decision is thus at level ``alpha``, for a candidate chosen among
-    many: like IAMB's, the blanket's error rates are not those of one test.
+    levels. The levels of a decision's two tests add up to ``alpha`` (a grow step
+    that tries the pairs adds a third test, at 0.8 ``alpha``), each for a candidate
+    chosen among many: like IAMB's, the blanket's error rates are not those of one
+    test.
 
     Nearest neighbours in the joint space of several multi-column groups lose their
     resolution fast: with groups of 3 columns, the 1-nearest neighbour of 5000 points

@@ -68,17 +68,26 @@ def terms_of_agreements(response, agree_joint, agree_given=None):
 _EXTRAPOLATED = 6
 
 
-def corrected_agreement(response, points, workers=-1):
+def corrected_agreement(response, points, rng, workers=-1):
     """``sum_i s(i, G(i))`` extrapolated to neighbours at distance zero.
 
     The agreement with the j-th nearest neighbour, j = 1, ..., 6, is fitted by least
     squares as a line in the mean squared distance to the j-th neighbour; the
     intercept is returned. Its bias (the response of a neighbour differs from that
     of the point itself) is of the order of that distance, so the intercept removes
-    its leading term (:func:`codec`, Notes). Points whose neighbours are all at
-    distance zero (duplicates) leave nothing to extrapolate: the mean over the six.
+    its leading term (:func:`codec`, Notes). Points with a repeated coordinate (where
+    equidistant neighbours occur) are searched in a random order drawn from ``rng``,
+    so such neighbours are ordered at random, not by row; other data take no draw.
+    When the mean distances do not grow with j (all six neighbours of every point
+    are duplicates), there is nothing to extrapolate: the mean over the six.
     """
-    neighbors, squared = neighbors_in_order(points, _EXTRAPOLATED, workers=workers)
+    n = points.shape[0]
+    repeats = (np.diff(np.sort(points, axis=0), axis=0) == 0).any()
+    order = rng.permutation(n) if repeats else np.arange(n)
+    shuffled, squared = neighbors_in_order(points[order], _EXTRAPOLATED,
+                                           workers=workers)
+    neighbors = np.empty_like(shuffled)
+    neighbors[order] = order[shuffled]
     agreements = np.array([agreement(response, neighbors[:, j])
                            for j in range(_EXTRAPOLATED)])
     spread = squared.mean(axis=0)
@@ -356,7 +365,7 @@ def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=N
     and extrapolates it, by least squares in the mean squared j-th-neighbour
     distance, to distance zero (a generalized jackknife over the order of the
     neighbours; Azadkia, Chen and Han instead subtract a ridge-regression estimate
-    of the bias). Ties among the six are taken in the k-d tree's order. The
+    of the bias). Equidistant neighbours are ordered at random (``random_state``). The
     documentation tabulates its calibration and the intervals' coverage.
 
     T_n is not clipped: it can be negative, and erratic for tiny n. A constant
@@ -415,16 +424,22 @@ def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=N
     ties = check_ties(ties)
     if has_nan:
         return CodecResult(np.nan, np.nan, n_samples=n)
-    if bias_correction and (n_neighbors != 1 or method == "permutation"):
+    if bias_correction and (n_neighbors != 1 or method == "permutation"
+                            or ties != "random" or n <= _EXTRAPOLATED):
         raise ValueError(
-            "`bias_correction` extrapolates the first six neighbours' terms: it takes "
-            "no `n_neighbors`, and the permutation tests need no correction."
+            "`bias_correction` (on by default with method='asymptotic'; pass "
+            "bias_correction=False to go without) extrapolates the terms of the first "
+            f"{_EXTRAPOLATED} neighbours: it needs more than {_EXTRAPOLATED} samples, "
+            "n_neighbors=1 and ties='random', and the permutation tests need no "
+            "correction."
         )
     if method == "permutation" and x is not None and ties != "random":
         raise ValueError("The conditional permutation test needs `ties='random'`.")
-    if method == "asymptotic" and n < _FEWEST_ASYMPTOTIC:
+    if method == "asymptotic" and (n < _FEWEST_ASYMPTOTIC or n_neighbors >= n // 2):
         raise ValueError(
-            f"method='asymptotic' needs at least {_FEWEST_ASYMPTOTIC} samples, got {n}.")
+            f"method='asymptotic' needs at least {_FEWEST_ASYMPTOTIC} samples and "
+            f"n_neighbors below half of them (it halves the sample), got n = {n} and "
+            f"n_neighbors = {n_neighbors}.")
     rng = check_random_state(random_state)
     response = response_of(y, categorical)
     options = {"workers": workers, "n_neighbors": n_neighbors, "ties": ties,
@@ -441,7 +456,7 @@ def codec(y, z, x=None, *, y_type="auto", ties="random", n_neighbors=1, method=N
             rng, **options)
         # a standard error of 0 (every half gives the same T): T itself decides
         z_score = (statistic / standard_error if standard_error != 0
-                   else np.inf * np.sign(statistic))
+                   else np.inf * statistic if statistic != 0 else 0.0)
         return CodecResult(statistic, float(norm.sf(z_score)), n_samples=n,
                            standard_error=standard_error)
     if x is not None:
@@ -488,9 +503,11 @@ def _terms_and_graphs(response, z, x, rng, *, workers, n_neighbors, ties,
     xp = array_namespace(z)
     joint = z if x is None else xp.concat((x, z), axis=1)
     if bias_correction:
-        agree_given = None if x is None else corrected_agreement(response, x, workers)
-        return terms_of_agreements(response, corrected_agreement(response, joint, workers),
-                                   agree_given), (None, None)
+        agree_given = (None if x is None
+                       else corrected_agreement(response, x, rng, workers))
+        return terms_of_agreements(
+            response, corrected_agreement(response, joint, rng, workers),
+            agree_given), (None, None)
     graphs = nearest_neighbor_graphs([joint] if x is None else [x, joint], rng,
                                      workers=workers, n_neighbors=n_neighbors, ties=ties)
     given = None if x is None else graphs[0]

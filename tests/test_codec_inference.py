@@ -1,40 +1,26 @@
 """The asymptotic test of codec, its confidence interval and the bias correction."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
-from scipy.stats import multivariate_normal, norm, rankdata
+from scipy.stats import norm, rankdata
 
 from chatterjee import codec
 from chatterjee.backends import neighbors_in_order
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_ci_test import gaussian_T  # the benchmark's quadrature
 
-def gaussian_T(sigma=1.0, nodes=120):
-    """Population T(Y, Z | X) for Y = X + Z + sigma e, all standard normal.
-
-    With G(t) = P(Y >= t | .), T = int E[G_XZ^2] - E[G_X^2] over int E[G_X] -
-    E[G_X^2] (t ~ Y), and E[Phi(m + s V)^2] is a bivariate normal probability.
-    """
-    def mean(m, s):                                # E[Phi(m + s V)]
-        return norm.cdf(m / np.sqrt(1 + s * s))
-
-    def mean_square(m, s):                         # E[Phi(m + s V)^2]
-        h, rho = m / np.sqrt(1 + s * s), s * s / (1 + s * s)
-        law = multivariate_normal(mean=[0, 0], cov=[[1, rho], [rho, 1]])
-        return law.cdf(np.column_stack([h, h]))
-
-    u, w = np.polynomial.hermite_e.hermegauss(nodes)
-    t, w = np.sqrt(2 + sigma**2) * u, w / w.sum()   # t ~ Y
-    rest = np.sqrt(1 + sigma**2)                      # sd of Y given X
-    joint = mean_square(-t / sigma, np.sqrt(2) / sigma)
-    given = mean_square(-t / rest, 1 / rest)
-    return float(w @ (joint - given) / (w @ (mean(-t / rest, 1 / rest) - given)))
+TRUTH = gaussian_T(1, 1, 1)    # T(Y, Z | X) for Y = X + Z + e, all standard normal
 
 
 def test_gaussian_truth_matches_a_large_sample():
     rng = np.random.default_rng(0)
     x, z, e = rng.normal(size=(3, 100_000))
-    assert abs(codec(x + z + e, z, x).statistic - gaussian_T()) < 0.01
+    assert abs(codec(x + z + e, z, x).statistic - TRUTH) < 0.01
 
 
 def test_neighbors_in_order_skip_the_point_itself_among_duplicates():
@@ -105,7 +91,7 @@ def test_standard_error_matches_the_spread_over_samples():
 @pytest.mark.slow
 def test_confidence_interval_covers_known_values():
     """95 % intervals around T = 0 (Y independent of X and Z) and the Gaussian T."""
-    truth = gaussian_T()
+    truth = TRUTH
     covered = {"independent": [], "gaussian": []}
     for seed in range(100):
         rng = np.random.default_rng(seed)
@@ -152,6 +138,15 @@ def test_inference_arguments_are_validated():
         codec(y, z, x, bias_correction="yes")
     with pytest.raises(ValueError, match="at least 20"):
         codec(y[:10], z[:10], x[:10], method="asymptotic")
+    with pytest.raises(ValueError, match="n_neighbors below half"):
+        codec(y[:30], z[:30], x[:30], method="asymptotic", bias_correction=False,
+              n_neighbors=15)
+    with pytest.raises(ValueError, match="more than 6 samples"):
+        codec(y[:6], z[:6], x[:6], bias_correction=True)
+    with pytest.raises(ValueError, match="ties='random'"):
+        codec(y, z, x, method="asymptotic", ties="average")
+    nan_result = codec(np.r_[np.nan, y[1:]], z, x, method="asymptotic")
+    assert np.isnan(nan_result.confidence_interval()).all()
     with pytest.raises(ValueError, match="method='asymptotic'"):
         codec(y, z, x).confidence_interval()
     result = codec(y, z, x, method="asymptotic", random_state=0)
@@ -165,3 +160,21 @@ def test_zero_standard_error_gives_a_decided_pvalue():
     result = codec(labels, labels, method="asymptotic", random_state=0)
     assert (result.statistic, result.standard_error, result.pvalue) == (1.0, 0.0, 0.0)
     assert result.confidence_interval() == (1.0, 1.0)
+
+
+def test_bias_correction_orders_equidistant_neighbours_at_random():
+    """On a grid every point has equidistant neighbours: the corrected statistic
+    follows random_state, not the order of the rows."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 4, size=(300, 2)).astype(float)
+    y = x.sum(axis=1) + rng.normal(size=300)
+    z = rng.integers(0, 3, size=300).astype(float)
+    shuffle = rng.permutation(300)
+    values = {seed: codec(y, z, x, bias_correction=True, random_state=seed).statistic
+              for seed in (0, 1)}
+    assert values[0] != values[1]
+    assert codec(y, z, x, bias_correction=True, random_state=0).statistic == values[0]
+    shuffled = [codec(y[shuffle], z[shuffle], x[shuffle], bias_correction=True,
+                      random_state=seed).statistic for seed in range(20)]
+    # the row order changes the draw, not the law: the original lies within the spread
+    assert min(shuffled) <= values[0] <= max(shuffled)
