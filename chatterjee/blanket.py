@@ -158,9 +158,10 @@ class _BlanketTests:
         null, self.scale = response.unconditional_terms(0.0)
         self.null = -null            # T(Y, Z) = (agreement - null) / scale
 
-    def condition_on(self, columns):
-        """Fix X_S (``columns`` of the features); False when Y is a function of X_S
-        (then no block can add dependence)."""
+    def condition_on(self, columns, resampler=None):
+        """Fix X_S (``columns`` of the features), with X_S's ConditionalResampler when
+        it is already built; False when Y is a function of X_S (then no block can add
+        dependence)."""
         self.base = self.features[:, columns]
         if columns.shape[0]:
             given, = nearest_neighbor_graphs([self.base], self.rng, workers=1,
@@ -169,7 +170,7 @@ class _BlanketTests:
             self.denominator = self.response.self_total() - self.reference
         else:
             self.reference, self.denominator = self.null, self.scale
-        self._resampler = None
+        self._resampler = resampler
         self.search = (shared_base_search(self.base, workers=1,
                                           n_neighbors=self.n_neighbors, ties=self.ties)
                        if columns.shape[0] or self.ties == "average" else None)
@@ -325,13 +326,12 @@ def _grow_shrink(features, members, response, *, alpha, prune, n_neighbors, ties
             covariance = _CovarianceTests(features, response.R)
             tests.critical = critical = float(norm.isf(alpha * (1 - COVARIANCE_SHARE)))
 
-        def correlated(member, given):
-            """Whether the covariance test rejects for ``member`` given ``given``."""
+        def correlated(member, given, resampler):
+            """Whether the covariance test rejects for ``member`` given ``given``
+            (whose ConditionalResampler is ``resampler``)."""
             if covariance is None:
                 return False
-            columns = columns_of(given)
-            covariance.condition_on(columns, ConditionalResampler(
-                features[:, columns], features.shape[0], workers=1))
+            covariance.condition_on(columns_of(given), resampler)
             return covariance.pvalues([members[member]], rng)[0] <= alpha * COVARIANCE_SHARE
 
         while remaining and tests.condition_on(columns_of(picked)):
@@ -376,9 +376,11 @@ def _grow_shrink(features, members, response, *, alpha, prune, n_neighbors, ties
                                                          "blanket pruning")[0]))
             weakest = int(np.argmin(statistics))
             rest = [m for m in kept if m != kept[weakest]]
-            if correlated(kept[weakest], rest):
+            resampler = ConditionalResampler(features[:, columns_of(rest)],
+                                             features.shape[0], workers=1)
+            if correlated(kept[weakest], rest, resampler):
                 break
-            tests.condition_on(columns_of(rest))
+            tests.condition_on(columns_of(rest), resampler)
             if tests.rank_zscore(members[kept[weakest]]) >= critical:
                 break
             pruned.append(kept.pop(weakest))
