@@ -6,7 +6,12 @@ import numpy as np
 
 from ._response import CategoricalResponse, response_of
 from ._validation import check_n_jobs, check_noise_scale, check_random_state, check_samples
-from .backends import nearest_neighbor_graphs, neighbors_from_draws, shared_base_search
+from .backends import (
+    nearest_neighbor_graphs,
+    neighbors_from_draws,
+    repeats_a_value,
+    shared_base_search,
+)
 from .codec import ConditionalResampler, agreement, check_n_neighbors, codec
 from .foci import (
     FociResult,
@@ -151,7 +156,7 @@ class _BlanketTests:
         self.features, self.response, self.rng = features, response, rng
         # Without repeated values no two distances tie (almost surely), and the faster
         # drawn search gives the averaged graphs.
-        self.tie_free = not (np.diff(np.sort(features, axis=0), axis=0) == 0).any()
+        self.tie_free = not repeats_a_value(features)
         self.ties = "random" if self.tie_free else ties
         self.n_neighbors, self.critical = n_neighbors, critical
         self.parallel, self.n_workers, self.progress = parallel, n_workers, progress

@@ -23,6 +23,7 @@ from .backends import (
     nearest_including_self,
     nearest_neighbor_graphs,
     neighbors_in_order,
+    repeats_a_value,
 )
 
 __all__ = ["codec"]
@@ -82,8 +83,7 @@ def corrected_agreement(response, points, rng, workers=-1):
     are duplicates), there is nothing to extrapolate: the mean over the six.
     """
     n = points.shape[0]
-    repeats = (np.diff(np.sort(points, axis=0), axis=0) == 0).any()
-    order = rng.permutation(n) if repeats else np.arange(n)
+    order = rng.permutation(n) if repeats_a_value(points) else np.arange(n)
     shuffled, squared = neighbors_in_order(points[order], _EXTRAPOLATED,
                                            workers=workers)
     neighbors = np.empty_like(shuffled)

@@ -43,6 +43,7 @@ __all__ = [
     "nearest_neighbors",
     "neighbors_from_draws",
     "neighbors_in_order",
+    "repeats_a_value",
     "safe_scale",
     "set_memory_limit",
     "shared_base_search",
@@ -113,6 +114,13 @@ def averaged_neighbors(points, *, workers=-1, n_neighbors=1):
     """
     _cpu_only(points, "ties='average'")
     return tied_neighbors(safe_scale(points), n_neighbors, workers=workers)
+
+
+def repeats_a_value(points):
+    """Whether some column of ``points`` (n, d) holds a value twice: the data where
+    equidistant neighbours occur (without repeated values they tie with probability
+    0)."""
+    return bool((np.diff(np.sort(points, axis=0), axis=0) == 0).any())
 
 
 def neighbors_in_order(points, k, *, workers=-1):
