@@ -114,9 +114,13 @@ class _CovarianceTests:
         """Fix X_S (``columns``) and its ConditionalResampler (None when S is empty)."""
         n = self.features.shape[0]
         design = np.column_stack([np.ones(n)] + [self._spline(int(c)) for c in columns])
-        basis, singular, _ = np.linalg.svd(design, full_matrices=False)
-        basis = basis[:, singular > singular[0] * 1e-10]
-        self.residual = self.ranks - basis @ (basis.T @ self.ranks)
+        # Least squares through the small Gram matrix (a thin SVD of the design costs
+        # far more); directions it cannot resolve are left out.
+        values, vectors = np.linalg.eigh(design.T @ design)
+        vectors = vectors[:, values > values[-1] * 1e-12]
+        coefficients = vectors @ ((vectors.T @ (design.T @ self.ranks))
+                                  / values[values > values[-1] * 1e-12])
+        self.residual = self.ranks - design @ coefficients
         self.resampler = resampler
 
     def pvalues(self, blocks, rng):

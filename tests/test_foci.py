@@ -482,6 +482,55 @@ def test_shared_base_ties_are_uniform_duplicate_base():
     assert _uniformity_pvalue(base, column, draws=600, seed=3) > 1e-3
 
 
+def _k_cases():
+    """(base, column) pairs: continuous, narrow bases (fallback rows), heavy tails,
+    ties on a grid and duplicated rows."""
+    rng = np.random.default_rng(31)
+    n = 700
+    yield rng.normal(size=(n, 1)), rng.normal(size=n)
+    yield rng.normal(size=(n, 3)), rng.standard_t(1, size=n)        # far outliers
+    yield rng.normal(size=(n, 5)) * 1e-9, rng.normal(size=n)          # base certifies nothing
+    grid = np.array([(a, b) for a in range(35) for b in range(20)], dtype=float)
+    yield grid[rng.permutation(n)], rng.integers(0, 3, size=n).astype(float)
+    yield rng.permutation(n).astype(float)[:, None], rng.integers(0, 2, size=n) * 1.0
+    yield rng.integers(0, 4, size=(n, 2)).astype(float), rng.normal(size=n)
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_shared_base_k_neighbors_equal_the_kdtree_search(k):
+    # Every candidate of a search gives k_nearest_neighbors's graph for the same
+    # draws, row for row (tie rule included), from the first candidate (a k-d tree
+    # on the joint points) to those that use the lists.
+    from chatterjee.backends.cpu import k_nearest_neighbors
+
+    for base, column in _k_cases():
+        search = SharedBaseSearch(np.ascontiguousarray(base), n_neighbors=k)
+        rng = np.random.default_rng(k)
+        for scale in (1.0, 0.1, 10.0):
+            u = rng.random((base.shape[0], k))
+            found = search.neighbors(column * scale, u)
+            expected = k_nearest_neighbors(np.column_stack((base, column * scale)), u)
+            np.testing.assert_array_equal(np.sort(found, axis=1),
+                                          np.sort(expected, axis=1))
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_k_neighbors_1d_and_rows_equal_the_kdtree_search(k):
+    from chatterjee.backends.cpu import k_nearest_neighbors, k_nearest_neighbors_1d
+
+    rng = np.random.default_rng(k)
+    for values in (rng.normal(size=500), rng.integers(0, 6, size=500) * 0.5,
+                   np.where(rng.random(500) < 0.5, rng.normal(size=500).round(1),
+                            rng.normal(size=500)), rng.normal(size=k + 1)):
+        u = rng.random((values.shape[0], k))
+        expected = k_nearest_neighbors(values[:, None], u)
+        np.testing.assert_array_equal(np.sort(k_nearest_neighbors_1d(values, u), axis=1),
+                                      np.sort(expected, axis=1))
+        rows = rng.choice(values.shape[0], size=min(40, values.shape[0]), replace=False)
+        np.testing.assert_array_equal(k_nearest_neighbors(values[:, None], u, rows=rows),
+                                      expected[rows])
+
+
 # --------------------------------------------------------------------------------------
 # L-FOCI
 # --------------------------------------------------------------------------------------

@@ -22,10 +22,10 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from .cpu import (
-    JoinedSearch,
     SharedBaseSearch,
     TiedNeighbors,
     k_nearest_neighbors,
+    k_nearest_neighbors_1d,
     local_cells,
     nearest_including_self,
     nearest_neighbors_1d,
@@ -158,6 +158,8 @@ def neighbors_from_draws(points, u, *, workers=-1):
     """
     if u.ndim == 2:
         _cpu_only(points)
+        if points.shape[1] == 1:
+            return k_nearest_neighbors_1d(safe_scale(points)[:, 0], u)
         return k_nearest_neighbors(safe_scale(points), u, workers=workers)
     if isinstance(points, np.ndarray):
         if points.shape[1] == 1:
@@ -323,7 +325,7 @@ def shared_base_search(base, *, workers=-1, n_neighbors=1, ties="random"):
         Threads for the k-d tree queries (NumPy only).
     n_neighbors : int, default=1
         k > 1: a search of the k nearest neighbours, with draws ``u`` of shape
-        (n, k) (:class:`.cpu.JoinedSearch`, NumPy only).
+        (n, k) (NumPy only).
     ties : {'random', 'average'}, default='random'
         'average': an :class:`AveragedSearch` (NumPy only; ``base`` may have no
         columns).
@@ -339,9 +341,8 @@ def shared_base_search(base, *, workers=-1, n_neighbors=1, ties="random"):
         return AveragedSearch(base, workers=workers, n_neighbors=n_neighbors)
     if n_neighbors > 1:
         _cpu_only(base)
-        return JoinedSearch(base, workers=workers)
     if isinstance(base, np.ndarray):
-        return SharedBaseSearch(base, workers=workers)
+        return SharedBaseSearch(base, workers=workers, n_neighbors=n_neighbors)
     from . import array
 
     return array.ListedBaseSearch(base)

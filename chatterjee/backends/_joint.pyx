@@ -169,3 +169,127 @@ def nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
                 r = _draw(u[order[k]], count)
             if found >= 0:
                 out[order[k]] = order[found]
+
+
+cdef inline bint _keep_nearest(double d2, int64_t j, double* best, int64_t* index,
+                               Py_ssize_t k) noexcept nogil:
+    """Insert point j at squared distance ``d2`` into the ascending k nearest so far
+    (``best``, ``index``); True when ``d2`` equals a distance already kept or the
+    k-th, a possible tie that these kernels leave to the k-d tree search."""
+    cdef Py_ssize_t m
+    if d2 > best[k - 1]:
+        return False
+    if d2 == best[k - 1]:
+        return True
+    m = k - 1
+    while m > 0 and best[m - 1] > d2:
+        best[m] = best[m - 1]
+        index[m] = index[m - 1]
+        m -= 1
+    best[m] = d2
+    index[m] = j
+    return m > 0 and best[m - 1] == d2
+
+
+def k_nearest_listed(const double[:, ::1] block, const int64_t[:, ::1] listed,
+                     const double[:, ::1] base_d2, const double[::1] bound,
+                     int64_t[:, ::1] out, char[::1] unsure):
+    """The k nearest joint neighbours (k: ``out``'s width) among each row's listed
+    base neighbours, as :func:`nearest_listed` finds the nearest. A row is flagged
+    in ``unsure`` when its k-th joint distance is not certified below ``bound[i]``
+    or when a distance ties with a kept one."""
+    cdef Py_ssize_t n = listed.shape[0], width = listed.shape[1], k = out.shape[1]
+    cdef Py_ssize_t i, j, m, stop
+    cdef double best[64]
+    cdef int64_t index[64]
+    cdef bint tied
+    with nogil:
+        for i in range(n):
+            for m in range(k):
+                best[m] = INFINITY
+            tied = False
+            stop = width
+            for j in range(width):
+                if base_d2[i, j] * (1 - SLACK) > best[k - 1]:
+                    stop = j
+                    break
+                tied = _keep_nearest(_add_block_d2(base_d2[i, j], block, i, listed[i, j]),
+                                     listed[i, j], best, index, k) or tied
+            unsure[i] = tied or (stop == width and not best[k - 1] < bound[i])
+            if not unsure[i]:
+                for m in range(k):
+                    out[i, m] = index[m]
+
+
+def k_nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
+                          const double[:, ::1] sorted_block, Py_ssize_t max_scan,
+                          int64_t[:, ::1] out, char[::1] unsure):
+    """The k nearest joint neighbours (k: ``out``'s width) when the base is
+    one-dimensional, walking outwards as :func:`nearest_sorted_base` does until the
+    squared gap alone exceeds the k-th joint distance. Rows that need more than
+    ``max_scan`` steps or meet a tie are flagged in ``unsure`` (indexed by point)."""
+    cdef Py_ssize_t n = sorted_base.shape[0], k = out.shape[1], s, lo, hi, j, m, scanned
+    cdef double best[64]
+    cdef int64_t index[64]
+    cdef double b, gap_lo, gap_hi, g2
+    cdef bint tied
+    with nogil:
+        for s in range(n):
+            b = sorted_base[s]
+            for m in range(k):
+                best[m] = INFINITY
+            tied = False
+            lo = s - 1
+            hi = s + 1
+            scanned = 0
+            while True:
+                gap_lo = b - sorted_base[lo] if lo >= 0 else INFINITY
+                gap_hi = sorted_base[hi] - b if hi < n else INFINITY
+                if gap_lo <= gap_hi:
+                    if lo < 0:
+                        break
+                    g2 = gap_lo * gap_lo
+                    j = lo
+                    lo -= 1
+                else:
+                    g2 = gap_hi * gap_hi
+                    j = hi
+                    hi += 1
+                if g2 > best[k - 1]:
+                    break
+                if scanned == max_scan:
+                    tied = True
+                    break
+                scanned += 1
+                tied = _keep_nearest(_add_block_d2(g2, sorted_block, s, j), j, best,
+                                     index, k) or tied
+            unsure[order[s]] = tied or best[k - 1] == INFINITY
+            if not unsure[order[s]]:
+                for m in range(k):
+                    out[order[s], m] = order[index[m]]
+
+
+def k_nearest_exhaustive(const double[:, ::1] base, const double[:, ::1] block,
+                         const int64_t[::1] rows, int64_t[:, ::1] out, char[::1] unsure):
+    """The k nearest joint neighbours of the given rows among all points, by brute
+    force; a row that meets a tie stays flagged in ``unsure``, the others are
+    cleared."""
+    cdef Py_ssize_t n = base.shape[0], k = out.shape[1], a, i, j, m
+    cdef double best[64]
+    cdef int64_t index[64]
+    cdef bint tied
+    with nogil:
+        for a in range(rows.shape[0]):
+            i = rows[a]
+            for m in range(k):
+                best[m] = INFINITY
+            tied = False
+            for j in range(n):
+                if j != i:
+                    tied = _keep_nearest(
+                        _add_block_d2(_add_block_d2(0.0, base, i, j), block, i, j), j,
+                        best, index, k) or tied
+            unsure[i] = tied
+            if not tied:
+                for m in range(k):
+                    out[i, m] = index[m]

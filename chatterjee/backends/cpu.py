@@ -17,10 +17,12 @@ for every seed and the random stream never depends on the path taken.
   whose second neighbour is strictly nearer than the third need no tie handling.
 * Forward selection: :class:`SharedBaseSearch` reuses the selected block's structure
   for every candidate of a step (compiled kernels in ``_joint.pyx``), with the same
-  tie rule.
+  tie rule, for the nearest neighbour and the k nearest.
 * k nearest neighbours (:func:`k_nearest_neighbors`): a k-d tree on the sites, the
   points strictly nearer than the k-th distance taken, the rest drawn uniformly
-  without replacement among all points at that distance (k uniforms per point).
+  without replacement among all points at that distance (k uniforms per point). In
+  one dimension (:func:`k_nearest_neighbors_1d`) a sort settles the points without a
+  tie at the k-th distance.
 """
 
 import numpy as np
@@ -28,7 +30,10 @@ import numpy as np
 _FIRST_QUERY_K = 3
 _MIN_ROWS_PER_THREAD = 4096
 # Neighbour lists of SharedBaseSearch: length bounds and a budget of entries in all.
+# The lists hold up to _MAX_LISTED entries per neighbour sought.
 _MIN_LISTED, _MAX_LISTED, _LISTED_BUDGET = 16, 64, 1 << 23
+# Most neighbours per point the compiled kernels keep (their buffers' size).
+_MAX_KERNEL_NEIGHBORS = 64
 # Most points a one-dimensional sweep visits before it leaves a row to another search.
 _MAX_SWEEP = 1024
 # Up to this many unsure rows are searched exhaustively (about the cost of one k-d
@@ -95,6 +100,45 @@ def nearest_neighbors_1d(values, u):
     pick += pick >= position
     neighbors = np.empty(n, dtype=np.int64)
     neighbors[order] = order[pick]
+    return neighbors
+
+
+def k_nearest_neighbors_1d(values, u):
+    """The k nearest neighbours of a sample of scalars by sorting.
+
+    A point's k nearest lie among the k + 1 sorted positions on each side of it;
+    when the (k + 1)-th nearest of those is strictly farther than the k-th, they are
+    the k nearest, with no tie to break. The other points (ties at the k-th
+    distance) are left to :func:`k_nearest_neighbors`, with its tie rule, so the
+    graph is the one it gives.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+        Finite values whose differences do not overflow.
+    u : ndarray of shape (n, k)
+        Uniform [0, 1) draws, ``1 <= k < n``.
+
+    Returns
+    -------
+    ndarray of shape (n, k), int64
+        Row i holds the k neighbours of point i, nearest first.
+    """
+    n, k = u.shape
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    window = np.arange(n)[:, None] + np.concatenate([np.arange(-k - 1, 0),
+                                                     np.arange(1, k + 2)])
+    inside = (window >= 0) & (window < n)
+    window = np.clip(window, 0, n - 1)
+    distance = np.where(inside, np.abs(ordered[window] - ordered[:, None]), np.inf)
+    nearest = np.argsort(distance, axis=1, kind="stable")[:, :k + 1]
+    kth = np.take_along_axis(distance, nearest, axis=1)
+    neighbors = np.empty((n, k), dtype=np.int64)
+    neighbors[order] = order[np.take_along_axis(window, nearest[:, :k], axis=1)]
+    tied = order[kth[:, k - 1] == kth[:, k]]
+    if tied.shape[0]:
+        neighbors[tied] = k_nearest_neighbors(values[:, None], u, workers=1, rows=tied)
     return neighbors
 
 
@@ -284,62 +328,85 @@ class SharedBaseSearch:
     Distances are summed column by column in the same order everywhere, so equal
     distances are recognised as equal and ties are broken uniformly at random.
 
+    For k nearest neighbours the kernels keep each row's k nearest so far, the lists
+    are (k + 1) / 2 times longer, and the k-th joint distance plays the part of the
+    nearest. The lists are built for the second candidate (one candidate alone is
+    searched faster with a k-d tree on the joint space).
+    A row that meets a tie with a kept distance goes to :func:`k_nearest_neighbors`,
+    whose tie rule is then applied as is: the graph is the one that function gives,
+    at a fraction of its cost (no k-d tree per candidate).
+
     Parameters
     ----------
     base : ndarray of shape (n, d)
         The shared block (finite float64).
     workers : int, default=-1
         Threads for the k-d tree queries.
+    n_neighbors : int, default=1
+        k, the neighbours sought per point.
     """
 
-    def __init__(self, base, workers=-1):
-        n, d = base.shape
+    def __init__(self, base, workers=-1, n_neighbors=1):
+        d = base.shape[1]
         self.base = np.ascontiguousarray(base)
         self.workers = workers
+        self.n_neighbors = n_neighbors
+        self.lists, self.searched = None, 0
         # Mostly duplicated rows (discrete features) defeat both kernels; the
         # k-d tree search folds duplicates into sites and handles them fast.
-        self.crowded = _shared_row_fraction(self.base) > _CROWDED
+        self.crowded = (d == 0 or n_neighbors > _MAX_KERNEL_NEIGHBORS
+                        or _shared_row_fraction(self.base) > _CROWDED)
         if self.crowded:
             return
         if d == 1:
             self.order = np.argsort(self.base[:, 0], kind="stable")
             self.sorted_base = np.ascontiguousarray(self.base[self.order, 0])
             return
+        if n_neighbors == 1:
+            self.lists = self._list_neighbors()
+
+    def _list_neighbors(self):
+        """Each point's nearest base neighbours, their squared base distances, and
+        the bound below which a joint distance is certified."""
         from scipy.spatial import cKDTree
 
-        k = min(n - 1, max(_MIN_LISTED, min(_MAX_LISTED, _LISTED_BUDGET // n)))
-        _, idx = _query(cKDTree(self.base), self.base, k + 1, workers)
+        n, d = self.base.shape
+        k = min(n - 1, max(_MIN_LISTED, min(_MAX_LISTED * (1 + self.n_neighbors) // 2,
+                                            _LISTED_BUDGET // n)))
+        _, idx = _query(cKDTree(self.base), self.base, k + 1, self.workers)
         # Drop each point itself; where k + 1 duplicates hid it, drop the farthest.
         keep = idx != np.arange(n)[:, None]
         keep[keep.all(axis=1), -1] = False
-        self.listed = np.ascontiguousarray(idx[keep].reshape(n, k), dtype=np.int64)
-        self.base_d2 = np.zeros(self.listed.shape)
+        listed = np.ascontiguousarray(idx[keep].reshape(n, k), dtype=np.int64)
+        base_d2 = np.zeros(listed.shape)
         for c in range(d):
-            delta = self.base[self.listed, c] - self.base[:, c, None]
-            self.base_d2 += delta * delta
+            delta = self.base[listed, c] - self.base[:, c, None]
+            base_d2 += delta * delta
         # Unlisted points are at least this far in the base space; the margin covers
         # the rounding difference between the tree's distances and these sums.
-        self.bound = (
-            self.base_d2.max(axis=1) * (1 - 1e-12) if k < n - 1 else np.full(n, np.inf)
-        )
+        bound = base_d2.max(axis=1) * (1 - 1e-12) if k < n - 1 else np.full(n, np.inf)
+        return listed, base_d2, bound
 
     def neighbors(self, block, u):
-        """Nearest neighbour of every point in the space ``(base, block)``.
+        """The nearest neighbour(s) of every point in the space ``(base, block)``.
 
         Parameters
         ----------
         block : ndarray of shape (n,) or (n, g)
             The candidate's column(s).
-        u : ndarray of shape (n,)
-            One uniform [0, 1) draw per point for tie-breaking.
+        u : ndarray of shape (n,), or (n, k) for k neighbours
+            Uniform [0, 1) draws for tie-breaking (see :func:`nearest_neighbors_kdtree`
+            and :func:`k_nearest_neighbors`).
 
         Returns
         -------
-        ndarray of shape (n,), int64
+        ndarray of shape (n,), or (n, k) for k neighbours, int64
         """
+        block = np.ascontiguousarray(block.reshape(block.shape[0], -1), dtype=np.float64)
+        if self.n_neighbors > 1:
+            return self._k_neighbors(block, u)
         from ._joint import nearest_exhaustive, nearest_listed, nearest_sorted_base
 
-        block = np.ascontiguousarray(block.reshape(block.shape[0], -1), dtype=np.float64)
         n = block.shape[0]
         if self.crowded:
             return nearest_neighbors_cpu(
@@ -351,8 +418,7 @@ class SharedBaseSearch:
             nearest_sorted_base(self.sorted_base, self.order, block[self.order], u,
                                 _MAX_SWEEP, neighbors, unsure)
         else:
-            nearest_listed(block, self.listed, self.base_d2, self.bound, u, neighbors,
-                           unsure)
+            nearest_listed(block, *self.lists, u, neighbors, unsure)
         rows = np.flatnonzero(unsure)
         if rows.shape[0] <= _EXHAUSTIVE_ROWS:
             nearest_exhaustive(self.base, block, rows, u, neighbors)
@@ -360,6 +426,35 @@ class SharedBaseSearch:
             neighbors[rows] = nearest_neighbors_cpu(
                 np.column_stack((self.base, block)), u, workers=self.workers, rows=rows
             )
+        return neighbors
+
+    def _k_neighbors(self, block, u):
+        """The k nearest neighbours (k = ``u.shape[1]``): the kernels settle the rows
+        without a tie at the k-th distance; the k-d tree search of
+        :func:`k_nearest_neighbors` takes the rest, with its tie rule."""
+        from ._joint import k_nearest_exhaustive, k_nearest_listed, k_nearest_sorted_base
+
+        self.searched += 1
+        if self.crowded or (self.base.shape[1] > 1 and self.searched == 1):
+            return k_nearest_neighbors(np.column_stack((self.base, block)), u,
+                                       workers=self.workers)
+        if self.base.shape[1] > 1 and self.lists is None:
+            self.lists = self._list_neighbors()      # threads may race: same lists
+        n, k = u.shape
+        neighbors = np.empty((n, k), dtype=np.int64)
+        unsure = np.zeros(n, dtype=np.int8)
+        if self.base.shape[1] == 1:
+            k_nearest_sorted_base(self.sorted_base, self.order, block[self.order],
+                                  _MAX_SWEEP, neighbors, unsure)
+        else:
+            k_nearest_listed(block, *self.lists, neighbors, unsure)
+        rows = np.flatnonzero(unsure)
+        if rows.shape[0] <= _EXHAUSTIVE_ROWS:
+            k_nearest_exhaustive(self.base, block, rows, neighbors, unsure)
+            rows = np.flatnonzero(unsure)
+        if rows.shape[0]:
+            neighbors[rows] = k_nearest_neighbors(np.column_stack((self.base, block)), u,
+                                                  workers=self.workers, rows=rows)
         return neighbors
 
 
@@ -402,7 +497,7 @@ def _draw_subset(pool, size, u):
     return pool[:size]
 
 
-def k_nearest_neighbors(points, u, workers=-1):
+def k_nearest_neighbors(points, u, workers=-1, rows=None):
     """The k nearest neighbours of every point (self excluded), with a k-d tree.
 
     Every point closer to point i than its k-th nearest distance d_k is taken; the
@@ -424,10 +519,13 @@ def k_nearest_neighbors(points, u, workers=-1):
         Uniform [0, 1) draws, ``1 <= k < n``.
     workers : int, default=-1
         Threads for the queries (SciPy's meaning).
+    rows : ndarray of int, default=None
+        Only these points' neighbours are needed (None: all); only their sites are
+        queried.
 
     Returns
     -------
-    ndarray of shape (n, k), int64
+    ndarray of shape (n, k), or (len(rows), k), int64
         Row i holds the indices of the k neighbours of point i (in no set order).
     """
     from scipy.spatial import cKDTree
@@ -437,7 +535,12 @@ def k_nearest_neighbors(points, u, workers=-1):
     n_sites = sites.shape[0]
     tree = cKDTree(sites)
     neighbors = np.empty((n, k), dtype=np.int64)
-    pending = np.arange(n_sites)
+    if rows is None:
+        pending = np.arange(n_sites)
+    else:
+        site_of = np.empty(n, dtype=np.int64)
+        site_of[members] = np.repeat(np.arange(n_sites), counts)
+        pending = np.unique(site_of[rows])
     width = min(k + 2, n_sites)
     while pending.shape[0]:
         dist, idx = _query(tree, sites[pending], width, workers)
@@ -451,11 +554,11 @@ def k_nearest_neighbors(points, u, workers=-1):
         # No tie to break: exactly k other points at distance <= d_k, none duplicated.
         plain = complete & (counts[pending] == 1) & (within.sum(axis=1) == k + 1) \
             & (np.where(within, counts[idx], 1) == 1).all(axis=1)
-        rows = np.flatnonzero(plain)
-        if rows.shape[0]:
-            listed = idx[rows, :k + 1]
-            others = listed != pending[rows, None]
-            neighbors[members[first[pending[rows]]]] = \
+        settled = np.flatnonzero(plain)
+        if settled.shape[0]:
+            listed = idx[settled, :k + 1]
+            others = listed != pending[settled, None]
+            neighbors[members[first[pending[settled]]]] = \
                 members[first[listed[others].reshape(-1, k)]]
         for row in np.flatnonzero(complete & ~plain):
             near = idx[row, dist[row] < kth[row]]
@@ -472,43 +575,7 @@ def k_nearest_neighbors(points, u, workers=-1):
                     tied_i, k - near_i.shape[0], u[i])
         pending = pending[~complete]
         width = min(4 * width, n_sites)
-    return neighbors
-
-
-class JoinedSearch:
-    """k nearest neighbours in ``(base, candidate)``, searched afresh for each candidate.
-
-    The k-nearest-neighbour counterpart of :class:`SharedBaseSearch`, without its
-    shared structure: each candidate costs one k-d tree on the joint points.
-
-    Parameters
-    ----------
-    base : ndarray of shape (n, d)
-        The shared block (finite float64).
-    workers : int, default=-1
-        Threads for the k-d tree queries.
-    """
-
-    def __init__(self, base, workers=-1):
-        self.base = base
-        self.workers = workers
-
-    def neighbors(self, block, u):
-        """The k nearest neighbours of every point in the space ``(base, block)``.
-
-        Parameters
-        ----------
-        block : ndarray of shape (n,) or (n, g)
-            The candidate's column(s).
-        u : ndarray of shape (n, k)
-            Uniform [0, 1) draws for tie-breaking (see :func:`k_nearest_neighbors`).
-
-        Returns
-        -------
-        ndarray of shape (n, k), int64
-        """
-        joint = np.column_stack((self.base, block.reshape(block.shape[0], -1)))
-        return k_nearest_neighbors(joint, u, workers=self.workers)
+    return neighbors if rows is None else neighbors[rows]
 
 
 class TiedNeighbors:
