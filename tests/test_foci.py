@@ -483,11 +483,17 @@ def test_shared_base_ties_are_uniform_duplicate_base():
 
 
 def _k_cases():
-    """(base, column) pairs: continuous, narrow bases (fallback rows), heavy tails,
+    """(base, column) pairs: continuous, one-column bases (the grid of cells, with
+    sparse cells and repeated values), narrow bases (fallback rows), heavy tails,
     ties on a grid and duplicated rows."""
     rng = np.random.default_rng(31)
     n = 700
     yield rng.normal(size=(n, 1)), rng.normal(size=n)
+    yield rng.standard_t(1, size=(n, 1)), rng.standard_t(1, size=n)  # sparse cells
+    repeated = rng.normal(size=(n, 1))
+    repeated[:60] = repeated[60:120]                                # equal cell edges
+    yield repeated, rng.normal(size=n)
+    yield rng.normal(size=(n, 1)), rng.normal(size=(n, 2))          # two-column block
     yield rng.normal(size=(n, 3)), rng.standard_t(1, size=n)        # far outliers
     yield rng.normal(size=(n, 5)) * 1e-9, rng.normal(size=n)          # base certifies nothing
     grid = np.array([(a, b) for a in range(35) for b in range(20)], dtype=float)
@@ -510,6 +516,7 @@ def test_shared_base_k_neighbors_equal_the_kdtree_search(k):
             u = rng.random((base.shape[0], k))
             found = search.neighbors(column * scale, u)
             expected = k_nearest_neighbors(np.column_stack((base, column * scale)), u)
+            assert found.shape == expected.shape
             np.testing.assert_array_equal(np.sort(found, axis=1),
                                           np.sort(expected, axis=1))
 

@@ -293,3 +293,75 @@ def k_nearest_exhaustive(const double[:, ::1] base, const double[:, ::1] block,
             if not tied:
                 for m in range(k):
                     out[i, m] = index[m]
+
+
+def k_nearest_grid(const double[::1] base, const double[::1] column,
+                   const double[::1] base_edges, const double[::1] column_edges,
+                   const int64_t[::1] base_cell, const int64_t[::1] column_cell,
+                   const int64_t[::1] cell_start, const int64_t[::1] cell_points,
+                   Py_ssize_t max_scan, int64_t[:, ::1] out, char[::1] unsure):
+    """The k nearest neighbours (k: ``out``'s width) in the plane of a one-column base
+    and a one-column candidate, on a grid of quantile cells.
+
+    Cell (a, b) holds the points with ``base_edges[a] <= base < base_edges[a + 1]``
+    and likewise for the column (the last edges are open); its points are
+    ``cell_points[cell_start[a * m + b]:cell_start[a * m + b + 1]]``. Each point
+    visits rings of cells around its own until the gap to the nearest unvisited
+    cell, squared, exceeds its k-th squared distance. Rows that meet a tie or visit
+    more than ``max_scan`` points are flagged in ``unsure``.
+    """
+    cdef Py_ssize_t n = base.shape[0], k = out.shape[1], m = base_edges.shape[0]
+    cdef Py_ssize_t i, j, r, a, b, da, db, cell, p, m_, scanned
+    cdef double best[64]
+    cdef int64_t index[64]
+    cdef double gap, side, d
+    cdef bint tied
+    with nogil:
+        for i in range(n):
+            for m_ in range(k):
+                best[m_] = INFINITY
+            tied = False
+            scanned = 0
+            r = 0
+            while True:
+                for da in range(-r, r + 1):
+                    a = base_cell[i] + da
+                    if a < 0 or a >= m:
+                        continue
+                    for db in range(-r, r + 1):
+                        if da != -r and da != r and db != -r and db != r:
+                            continue
+                        b = column_cell[i] + db
+                        if b < 0 or b >= m:
+                            continue
+                        cell = a * m + b
+                        for p in range(cell_start[cell], cell_start[cell + 1]):
+                            j = cell_points[p]
+                            if j == i:
+                                continue
+                            scanned += 1
+                            d = base[j] - base[i]
+                            d = d * d
+                            side = column[j] - column[i]
+                            tied = _keep_nearest(d + side * side, j, best, index, k) \
+                                or tied
+                # The gap from the point to the cells outside the rings visited.
+                gap = INFINITY
+                if base_cell[i] - r > 0:
+                    gap = min(gap, base[i] - base_edges[base_cell[i] - r])
+                if base_cell[i] + r + 1 < m:
+                    gap = min(gap, base_edges[base_cell[i] + r + 1] - base[i])
+                if column_cell[i] - r > 0:
+                    gap = min(gap, column[i] - column_edges[column_cell[i] - r])
+                if column_cell[i] + r + 1 < m:
+                    gap = min(gap, column_edges[column_cell[i] + r + 1] - column[i])
+                if gap == INFINITY or gap * gap > best[k - 1]:
+                    break
+                if scanned > max_scan:
+                    tied = True
+                    break
+                r += 1
+            unsure[i] = tied or best[k - 1] == INFINITY
+            if not unsure[i]:
+                for m_ in range(k):
+                    out[i, m_] = index[m_]

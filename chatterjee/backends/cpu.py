@@ -25,6 +25,8 @@ for every seed and the random stream never depends on the path taken.
   tie at the k-th distance.
 """
 
+import math
+
 import numpy as np
 
 _FIRST_QUERY_K = 3
@@ -34,6 +36,9 @@ _MIN_ROWS_PER_THREAD = 4096
 _MIN_LISTED, _MAX_LISTED, _LISTED_BUDGET = 16, 64, 1 << 23
 # Most neighbours per point the compiled kernels keep (their buffers' size).
 _MAX_KERNEL_NEIGHBORS = 64
+# Points per cell, on average, of the grid that a one-column base and a one-column
+# candidate share for the k nearest neighbours.
+_GRID_OCCUPANCY = 4
 # Most points a one-dimensional sweep visits before it leaves a row to another search.
 _MAX_SWEEP = 1024
 # Up to this many unsure rows are searched exhaustively (about the cost of one k-d
@@ -305,6 +310,15 @@ def _shared_row_fraction(points):
     return shared.mean()
 
 
+def _quantile_cells(ordered, values):
+    """Cells of about ``_GRID_OCCUPANCY ** 0.5`` points of a column for a square grid
+    of its points: lower edges at quantiles of ``ordered`` (the column sorted), and
+    the cell of each value."""
+    m = max(1, math.isqrt(ordered.shape[0] // _GRID_OCCUPANCY))
+    edges = np.ascontiguousarray(ordered[np.arange(m) * ordered.shape[0] // m])
+    return edges, np.searchsorted(edges, values, side="right").astype(np.int64) - 1
+
+
 class SharedBaseSearch:
     """Exact nearest neighbours in ``(base, candidate)`` for many candidates.
 
@@ -328,7 +342,10 @@ class SharedBaseSearch:
     Distances are summed column by column in the same order everywhere, so equal
     distances are recognised as equal and ties are broken uniformly at random.
 
-    For k nearest neighbours the kernels keep each row's k nearest so far, the lists
+    For k nearest neighbours the kernels keep each row's k nearest so far; a
+    one-column base and a one-column candidate share a grid of quantile cells, each
+    point visiting rings of cells until the unvisited ones are farther than its k-th
+    nearest (the sorted sweep costs more in the plane); the lists
     are (k + 1) / 2 times longer, and the k-th joint distance plays the part of the
     nearest. The lists are built for the second candidate (one candidate alone is
     searched faster with a k-d tree on the joint space).
@@ -361,6 +378,8 @@ class SharedBaseSearch:
         if d == 1:
             self.order = np.argsort(self.base[:, 0], kind="stable")
             self.sorted_base = np.ascontiguousarray(self.base[self.order, 0])
+            if n_neighbors > 1:
+                self.grid = _quantile_cells(self.sorted_base, self.base[:, 0])
             return
         if n_neighbors == 1:
             self.lists = self._list_neighbors()
@@ -432,7 +451,12 @@ class SharedBaseSearch:
         """The k nearest neighbours (k = ``u.shape[1]``): the kernels settle the rows
         without a tie at the k-th distance; the k-d tree search of
         :func:`k_nearest_neighbors` takes the rest, with its tie rule."""
-        from ._joint import k_nearest_exhaustive, k_nearest_listed, k_nearest_sorted_base
+        from ._joint import (
+            k_nearest_exhaustive,
+            k_nearest_grid,
+            k_nearest_listed,
+            k_nearest_sorted_base,
+        )
 
         self.searched += 1
         if self.crowded or (self.base.shape[1] > 1 and self.searched == 1):
@@ -443,7 +467,17 @@ class SharedBaseSearch:
         n, k = u.shape
         neighbors = np.empty((n, k), dtype=np.int64)
         unsure = np.zeros(n, dtype=np.int8)
-        if self.base.shape[1] == 1:
+        if self.base.shape[1] == 1 and block.shape[1] == 1:
+            base_edges, base_cell = self.grid
+            column_edges, column_cell = _quantile_cells(np.sort(block[:, 0]), block[:, 0])
+            m = base_edges.shape[0]
+            cell = base_cell * m + column_cell
+            cell_start = np.zeros(m * m + 1, dtype=np.int64)
+            np.cumsum(np.bincount(cell, minlength=m * m), out=cell_start[1:])
+            k_nearest_grid(self.base[:, 0], block[:, 0], base_edges, column_edges,
+                           base_cell, column_cell, cell_start,
+                           np.argsort(cell, kind="stable"), _MAX_SWEEP, neighbors, unsure)
+        elif self.base.shape[1] == 1:
             k_nearest_sorted_base(self.sorted_base, self.order, block[self.order],
                                   _MAX_SWEEP, neighbors, unsure)
         else:
