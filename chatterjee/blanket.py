@@ -79,26 +79,38 @@ COVARIANCE_SHARE = 0.2
 
 
 class _CovarianceTests:
-    """The generalised covariance measure of Y and candidates given X_S (Shah and
-    Peters), made robust to a wrong regression of Y.
+    """Generalised covariance measures of Y and candidates given X_S (Shah and
+    Peters), made robust to a wrong regression of Y, in three directions.
 
-    Y's ranks are regressed on X_S by least squares on additive cubic splines (5
-    knots at quantiles per variable); a candidate enters as its conditional ranks
-    given X_S (:meth:`~chatterjee.codec.ConditionalResampler.conditional_ranks`;
-    without X_S, its ranks), centred. The statistic is the mean of the product of
-    the two over its standard error, with a two-sided normal p-value. Under
-    conditional independence the product has mean zero when either the regression
-    of Y or the conditional ranks are right (the ranks' mean given X_S is 1/2 where
-    the rank test of :func:`~chatterjee.codec.codec` is calibrated), so a
-    regression of Y that misses interactions costs power, not level. It sees a
-    dependence that shifts the correlation of Y and X_m given X_S, with about the
-    power of a partial correlation. A block of several columns gets its smallest
-    p-value times its number of columns (Bonferroni).
+    Y enters as the normal scores of its ranks, regressed on X_S by least squares on
+    additive cubic splines (5 knots at quantiles per variable): its residual e, and
+    the residual v of e squared on the same splines (the spread of Y given X_S). A
+    candidate enters as its conditional ranks r given X_S
+    (:meth:`~chatterjee.codec.ConditionalResampler.conditional_ranks`; without X_S,
+    its ranks), through r - 1/2 and its square, centred. Three products are tested,
+    each by its mean over its standard error with a two-sided normal p-value:
+
+    * e (r - 1/2): a shift of Y with the candidate (a correlation given X_S);
+    * e ((r - 1/2)^2, centred): Y rises or falls with the candidate's distance from
+      its conditional median (a parent through a square, a cosine, an absolute
+      value);
+    * v (r - 1/2): Y's spread changes with the candidate (a child through such an
+      even function: it tells the size of Y, not its sign).
+
+    The candidate's p-value is the smallest of the three times 3 (Bonferroni).
+    Under conditional independence each product has mean zero when either
+    regression of Y is right or the conditional ranks are uniform given X_S (where
+    the rank test of :func:`~chatterjee.codec.codec` is calibrated), so a regression
+    that misses interactions costs power, not level. A block of several columns gets
+    its smallest p-value times its number of columns.
     """
 
     def __init__(self, features, ranks):
+        from scipy.stats import norm, rankdata
+
         self.features = features
-        self.ranks = np.asarray(ranks, dtype=np.float64)
+        n = features.shape[0]
+        self.scores = norm.ppf((rankdata(ranks) - 0.5) / n)
         self._splines = {}
 
     def _spline(self, column):
@@ -117,10 +129,14 @@ class _CovarianceTests:
         # Least squares through the small Gram matrix (a thin SVD of the design costs
         # far more); directions it cannot resolve are left out.
         values, vectors = np.linalg.eigh(design.T @ design)
-        vectors = vectors[:, values > values[-1] * 1e-12]
-        coefficients = vectors @ ((vectors.T @ (design.T @ self.ranks))
-                                  / values[values > values[-1] * 1e-12])
-        self.residual = self.ranks - design @ coefficients
+        kept = values > values[-1] * 1e-12
+        solve = vectors[:, kept] / values[kept]
+
+        def residual_of(target):
+            return target - design @ (solve @ (vectors[:, kept].T @ (design.T @ target)))
+
+        self.residual = residual_of(self.scores)
+        self.spread = residual_of(self.residual ** 2)
         self.resampler = resampler
 
     def pvalues(self, blocks, rng):
@@ -134,11 +150,17 @@ class _CovarianceTests:
             centred -= centred.mean(axis=0)
         else:
             centred = self.resampler.conditional_ranks(values, rng) - 0.5
-        products = self.residual[:, None] * centred
-        spread = products.std(axis=0)
-        statistic = np.sqrt(products.shape[0]) * products.mean(axis=0) / np.where(
-            spread > 0, spread, np.inf)
-        pvalues = 2 * norm.sf(np.abs(statistic))
+        squared = centred ** 2
+        squared -= squared.mean(axis=0)
+        pvalues = np.ones(columns.shape[0])
+        for of_y, of_candidate in ((self.residual, centred), (self.residual, squared),
+                                   (self.spread, centred)):
+            products = of_y[:, None] * of_candidate
+            deviation = products.std(axis=0)
+            statistic = np.sqrt(products.shape[0]) * products.mean(axis=0) / np.where(
+                deviation > 0, deviation, np.inf)
+            pvalues = np.minimum(pvalues, 2 * norm.sf(np.abs(statistic)))
+        pvalues = np.minimum(1.0, 3 * pvalues)
         ends = np.cumsum([block.shape[0] for block in blocks])
         return np.array([min(1.0, part.min() * part.shape[0])
                          for part in np.split(pvalues, ends[:-1])])
