@@ -15,7 +15,10 @@ What is timed
 2. xi at n = 1e6 (continuous x, y): ``chatterjee.xi`` against
    ``scipy.stats.chatterjeexi``.
 3. L-CODEC against exact CODEC on heavily tied data.
-4. ``import chatterjee`` (and first use of ``chatterjee.codec``) in fresh
+4. Nearest-neighbour graphs of wide X: the k-d tree against the brute force.
+5. The k nearest neighbours of (X_S, candidate) for k = 5 (the blanket search's
+   coefficient): the shared-base kernels against a k-d tree on the joint points.
+6. ``import chatterjee`` (and first use of ``chatterjee.codec``) in fresh
    interpreters.
 
 Each sample is the mean of enough back-to-back calls to last ``--min-time`` seconds;
@@ -367,6 +370,46 @@ def bench_wide(args, report):
     print()
 
 
+def bench_shared(args, report):
+    print("### 5. k nearest neighbours of (X_S, candidate): shared base against a "
+          "k-d tree per candidate")
+    print()
+    from chatterjee.backends import cpu
+
+    k = 5
+    rows = []
+    for d in (1, 2, 3, 5, 8, 12):
+        for n in args.wide_n:
+            rng = np.random.default_rng([d, n])
+            base = rng.normal(size=(n, d))
+            candidate = rng.normal(size=n)
+            u = rng.random((n, k))
+            start = time.perf_counter()
+            search = cpu.SharedBaseSearch(base, workers=1, n_neighbors=k)
+            search.neighbors(rng.normal(size=n), u)     # the first candidate
+            search.neighbors(rng.normal(size=n), u)     # builds the lists
+            prepared = time.perf_counter() - start
+            joint = np.column_stack((base, candidate))
+            impls = {"k-d tree": lambda: cpu.k_nearest_neighbors(joint, u, workers=1),
+                     "shared base": lambda: search.neighbors(candidate, u)}
+            tree, shared = time_group(impls, args).values()
+            same = bool(np.array_equal(np.sort(tree.value, axis=1),
+                                       np.sort(shared.value, axis=1)))
+            report.checks_failed += not same
+            rows.append((d, fmt_n(n), f"{fmt_time(tree.median)} ({runs(tree)})",
+                         f"{fmt_time(shared.median)} ({runs(shared)})",
+                         fmt_ratio(tree.median / shared.median), fmt_time(prepared),
+                         same))
+    print(table(("d of X_S", "n", "k-d tree", "shared base", "tree ÷ shared",
+                 "first two candidates", "same graph"), rows))
+    print()
+    print(f"k = {k}, one thread, a standard normal X_S and candidate; wall time per "
+          "candidate after the first two (the first is searched with a k-d tree, the "
+          "second builds the neighbour lists of X_S: their time, once per step, is "
+          "the column before last).")
+    print()
+
+
 IMPORT_SNIPPETS = (
     ("interpreter start (`python -c pass`)", "pass"),
     ("`import chatterjee`", "import chatterjee"),
@@ -406,7 +449,7 @@ def bench_import(args, report):
         probe = subprocess.run([sys.executable, "-c", PROBE], env=env, cwd=REPO,
                                capture_output=True, text=True, check=True).stdout
     base = next(iter(t.values())).median
-    print("### 4. Import time, fresh interpreter per sample (bytecode cache warm)")
+    print("### 6. Import time, fresh interpreter per sample (bytecode cache warm)")
     print()
     print(table(("command", "median", "min", "runs", "minus interpreter start"),
                 [(tm.name, fmt_time(tm.median), fmt_time(tm.min), runs(tm),
@@ -457,7 +500,8 @@ def main(argv=None):
                         help="shortest sample (s); calls are repeated to reach it")
     parser.add_argument("--profile", action="store_true",
                         help="also print a cProfile of chatterjee.codec at the largest n")
-    parser.add_argument("--only", nargs="+", choices=("codec", "xi", "ties", "wide", "import"),
+    parser.add_argument("--only", nargs="+", choices=("codec", "xi", "ties", "wide", "shared",
+                                                   "import"),
                         help="run only these sections")
     args = parser.parse_args(argv)
     if args.quick:
@@ -468,12 +512,12 @@ def main(argv=None):
         args.codec_n, args.xi_n, args.tie_scale = (10**4, 10**5), 10**6, 1
         args.wide_n = (2 * 10**3, 10**4)
         args.min_time = 0.2 if args.min_time is None else args.min_time
-    sections = args.only or ("codec", "xi", "ties", "wide", "import")
+    sections = args.only or ("codec", "xi", "ties", "wide", "shared", "import")
 
     report = Report()
     print_environment(args)
     start = time.perf_counter()
-    for section in ("codec", "xi", "ties", "wide", "import"):
+    for section in ("codec", "xi", "ties", "wide", "shared", "import"):
         if section in sections:
             globals()[f"bench_{section}"](args, report)
     if args.profile:

@@ -598,14 +598,17 @@ def markov_blanket(X, y, *, alpha=0.01, y_type="auto", groups=None, prune=True,
     here.
 
     On continuous data (no repeated value in the features, a response that is not
-    categorical) each decision joins a second test, the generalised covariance
-    measure of Shah and Peters: the residual of Y's ranks from an additive
-    cubic-spline regression on X_S times the candidate's conditional ranks given
-    X_S, averaged and divided by its standard error. Its level holds when either
-    the regression or the conditional ranks are right, and it has the power of a
-    partial correlation against effects that shift the correlation of Y and the
-    candidate, which the nearest-neighbour coefficient lacks (weak linear effects
-    given several others). A grow step admits the best candidate by T when its
+    categorical) each decision joins a second test, built on the generalised
+    covariance measure of Shah and Peters: the residual of Y's normal scores from
+    an additive cubic-spline regression on X_S, and the residual of its square (Y's
+    spread), times the candidate's conditional ranks given X_S and their distance
+    from 1/2, in three products (a shift, an even link from a parent, an even link
+    to a child), each averaged and divided by its standard error, Bonferroni over
+    the three. Its level holds when either the regressions or the conditional ranks
+    are right, and it has the power of a partial correlation against effects that
+    shift the correlation of Y and the candidate, which the nearest-neighbour
+    coefficient lacks (weak linear effects given several others), and power against
+    squares, cosines and absolute values given several others. A grow step admits the best candidate by T when its
     test passes at level 0.8 ``alpha``, else the candidate with the smallest
     covariance p-value when it is at most 0.2 ``alpha``, else tries the pairs; the
     shrink keeps the weakest member (and stops) when either test rejects at these
