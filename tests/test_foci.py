@@ -500,6 +500,11 @@ def _k_cases():
     yield grid[rng.permutation(n)], rng.integers(0, 3, size=n).astype(float)
     yield rng.permutation(n).astype(float)[:, None], rng.integers(0, 2, size=n) * 1.0
     yield rng.integers(0, 4, size=(n, 2)).astype(float), rng.normal(size=n)
+    # Tenths: distances equal in exact arithmetic round apart by an ulp (0 + 1.3^2
+    # and 0.5^2 + 1.2^2), which the k-d tree's square roots may tie.
+    yield rng.integers(0, 30, size=(n, 1)) / 10, rng.integers(0, 30, size=n) / 10
+    yield rng.integers(0, 8, size=(n, 3)) / 10, rng.integers(0, 8, size=n) / 10
+    yield rng.integers(0, 5, size=(n, 8)) / 10, rng.integers(0, 5, size=n) / 10
 
 
 @pytest.mark.parametrize("k", [2, 5])

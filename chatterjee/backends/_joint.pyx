@@ -4,7 +4,10 @@
 A candidate is a block of one or more columns. Distances are squared Euclidean,
 summed column by column in the same order in all kernels (base columns first, then
 the candidate's columns), so equal distances are recognised as equal whichever
-kernel measured them.
+kernel measured them. The k-nearest kernels follow the tie rule of the k-d tree
+search instead: a row whose k-th distance lies within ``SLACK`` of a distance left
+out (which the tree, with square roots of sums in another order, may see as a tie)
+is left to that search.
 """
 
 from libc.math cimport floor, INFINITY
@@ -171,16 +174,15 @@ def nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
                 out[order[k]] = order[found]
 
 
-cdef inline bint _keep_nearest(double d2, int64_t j, double* best, int64_t* index,
-                               Py_ssize_t k) noexcept nogil:
-    """Insert point j at squared distance ``d2`` into the ascending k nearest so far
-    (``best``, ``index``); True when ``d2`` equals a distance already kept or the
-    k-th, a possible tie that these kernels leave to the k-d tree search."""
+cdef inline double _keep_nearest(double d2, int64_t j, double* best, int64_t* index,
+                                 Py_ssize_t k) noexcept nogil:
+    """Offer point j at squared distance ``d2`` to the ascending k nearest so far
+    (``best``, ``index``); return the distance that this leaves out: ``d2`` itself,
+    or the former k-th that it pushes out (INFINITY while fewer than k are kept)."""
     cdef Py_ssize_t m
-    if d2 > best[k - 1]:
-        return False
-    if d2 == best[k - 1]:
-        return True
+    cdef double out = best[k - 1]
+    if d2 >= out:
+        return d2
     m = k - 1
     while m > 0 and best[m - 1] > d2:
         best[m] = best[m - 1]
@@ -188,7 +190,15 @@ cdef inline bint _keep_nearest(double d2, int64_t j, double* best, int64_t* inde
         m -= 1
     best[m] = d2
     index[m] = j
-    return m > 0 and best[m - 1] == d2
+    return out
+
+
+cdef inline bint _undecided(double kth, double left_out) noexcept nogil:
+    """Whether fewer than k were found or the nearest distance left out may tie with
+    the k-th kept: equal within ``SLACK``, as the k-d tree's distances (square roots
+    of sums in another order) may make them; the row is left to the k-d tree
+    search, whose tie rule is the reference."""
+    return kth == INFINITY or left_out <= kth * (1 + SLACK)
 
 
 def k_nearest_listed(const double[:, ::1] block, const int64_t[:, ::1] listed,
@@ -197,25 +207,28 @@ def k_nearest_listed(const double[:, ::1] block, const int64_t[:, ::1] listed,
     """The k nearest joint neighbours (k: ``out``'s width) among each row's listed
     base neighbours, as :func:`nearest_listed` finds the nearest. A row is flagged
     in ``unsure`` when its k-th joint distance is not certified below ``bound[i]``
-    or when a distance ties with a kept one."""
+    or when a distance left out is within ``SLACK`` of it."""
     cdef Py_ssize_t n = listed.shape[0], width = listed.shape[1], k = out.shape[1]
     cdef Py_ssize_t i, j, m, stop
     cdef double best[64]
     cdef int64_t index[64]
-    cdef bint tied
+    cdef double left_out
     with nogil:
         for i in range(n):
             for m in range(k):
                 best[m] = INFINITY
-            tied = False
+            left_out = INFINITY
             stop = width
             for j in range(width):
-                if base_d2[i, j] * (1 - SLACK) > best[k - 1]:
+                if base_d2[i, j] * (1 - SLACK) > best[k - 1] * (1 + SLACK):
                     stop = j
                     break
-                tied = _keep_nearest(_add_block_d2(base_d2[i, j], block, i, listed[i, j]),
-                                     listed[i, j], best, index, k) or tied
-            unsure[i] = tied or (stop == width and not best[k - 1] < bound[i])
+                left_out = min(left_out, _keep_nearest(
+                    _add_block_d2(base_d2[i, j], block, i, listed[i, j]), listed[i, j],
+                    best, index, k))
+            if stop == width:
+                left_out = min(left_out, bound[i])
+            unsure[i] = _undecided(best[k - 1], left_out)
             if not unsure[i]:
                 for m in range(k):
                     out[i, m] = index[m]
@@ -227,18 +240,18 @@ def k_nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] orde
     """The k nearest joint neighbours (k: ``out``'s width) when the base is
     one-dimensional, walking outwards as :func:`nearest_sorted_base` does until the
     squared gap alone exceeds the k-th joint distance. Rows that need more than
-    ``max_scan`` steps or meet a tie are flagged in ``unsure`` (indexed by point)."""
+    ``max_scan`` steps or meet a near tie are flagged in ``unsure`` (indexed by
+    point)."""
     cdef Py_ssize_t n = sorted_base.shape[0], k = out.shape[1], s, lo, hi, j, m, scanned
     cdef double best[64]
     cdef int64_t index[64]
-    cdef double b, gap_lo, gap_hi, g2
-    cdef bint tied
+    cdef double b, gap_lo, gap_hi, g2, left_out
     with nogil:
         for s in range(n):
             b = sorted_base[s]
             for m in range(k):
                 best[m] = INFINITY
-            tied = False
+            left_out = INFINITY
             lo = s - 1
             hi = s + 1
             scanned = 0
@@ -255,15 +268,16 @@ def k_nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] orde
                     g2 = gap_hi * gap_hi
                     j = hi
                     hi += 1
-                if g2 > best[k - 1]:
+                if g2 > best[k - 1] * (1 + SLACK):
+                    left_out = min(left_out, g2)
                     break
                 if scanned == max_scan:
-                    tied = True
+                    left_out = 0.0
                     break
                 scanned += 1
-                tied = _keep_nearest(_add_block_d2(g2, sorted_block, s, j), j, best,
-                                     index, k) or tied
-            unsure[order[s]] = tied or best[k - 1] == INFINITY
+                left_out = min(left_out, _keep_nearest(
+                    _add_block_d2(g2, sorted_block, s, j), j, best, index, k))
+            unsure[order[s]] = _undecided(best[k - 1], left_out)
             if not unsure[order[s]]:
                 for m in range(k):
                     out[order[s], m] = order[index[m]]
@@ -272,25 +286,25 @@ def k_nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] orde
 def k_nearest_exhaustive(const double[:, ::1] base, const double[:, ::1] block,
                          const int64_t[::1] rows, int64_t[:, ::1] out, char[::1] unsure):
     """The k nearest joint neighbours of the given rows among all points, by brute
-    force; a row that meets a tie stays flagged in ``unsure``, the others are
+    force; a row that meets a near tie stays flagged in ``unsure``, the others are
     cleared."""
     cdef Py_ssize_t n = base.shape[0], k = out.shape[1], a, i, j, m
     cdef double best[64]
     cdef int64_t index[64]
-    cdef bint tied
+    cdef double left_out
     with nogil:
         for a in range(rows.shape[0]):
             i = rows[a]
             for m in range(k):
                 best[m] = INFINITY
-            tied = False
+            left_out = INFINITY
             for j in range(n):
                 if j != i:
-                    tied = _keep_nearest(
+                    left_out = min(left_out, _keep_nearest(
                         _add_block_d2(_add_block_d2(0.0, base, i, j), block, i, j), j,
-                        best, index, k) or tied
-            unsure[i] = tied
-            if not tied:
+                        best, index, k))
+            unsure[i] = _undecided(best[k - 1], left_out)
+            if not unsure[i]:
                 for m in range(k):
                     out[i, m] = index[m]
 
@@ -307,20 +321,19 @@ def k_nearest_grid(const double[::1] base, const double[::1] column,
     and likewise for the column (the last edges are open); its points are
     ``cell_points[cell_start[a * m + b]:cell_start[a * m + b + 1]]``. Each point
     visits rings of cells around its own until the gap to the nearest unvisited
-    cell, squared, exceeds its k-th squared distance. Rows that meet a tie or visit
-    more than ``max_scan`` points are flagged in ``unsure``.
+    cell, squared, exceeds its k-th squared distance. Rows that meet a near tie or
+    visit more than ``max_scan`` points are flagged in ``unsure``.
     """
     cdef Py_ssize_t n = base.shape[0], k = out.shape[1], m = base_edges.shape[0]
     cdef Py_ssize_t i, j, r, a, b, da, db, cell, p, m_, scanned
     cdef double best[64]
     cdef int64_t index[64]
-    cdef double gap, side, d
-    cdef bint tied
+    cdef double gap, side, d, left_out
     with nogil:
         for i in range(n):
             for m_ in range(k):
                 best[m_] = INFINITY
-            tied = False
+            left_out = INFINITY
             scanned = 0
             r = 0
             while True:
@@ -343,8 +356,8 @@ def k_nearest_grid(const double[::1] base, const double[::1] column,
                             d = base[j] - base[i]
                             d = d * d
                             side = column[j] - column[i]
-                            tied = _keep_nearest(d + side * side, j, best, index, k) \
-                                or tied
+                            left_out = min(left_out, _keep_nearest(
+                                d + side * side, j, best, index, k))
                 # The gap from the point to the cells outside the rings visited.
                 gap = INFINITY
                 if base_cell[i] - r > 0:
@@ -355,13 +368,16 @@ def k_nearest_grid(const double[::1] base, const double[::1] column,
                     gap = min(gap, column[i] - column_edges[column_cell[i] - r])
                 if column_cell[i] + r + 1 < m:
                     gap = min(gap, column_edges[column_cell[i] + r + 1] - column[i])
-                if gap == INFINITY or gap * gap > best[k - 1]:
+                if gap == INFINITY:
+                    break
+                if gap * gap > best[k - 1] * (1 + SLACK):
+                    left_out = min(left_out, gap * gap)
                     break
                 if scanned > max_scan:
-                    tied = True
+                    left_out = 0.0
                     break
                 r += 1
-            unsure[i] = tied or best[k - 1] == INFINITY
+            unsure[i] = _undecided(best[k - 1], left_out)
             if not unsure[i]:
                 for m_ in range(k):
                     out[i, m_] = index[m_]

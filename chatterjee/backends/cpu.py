@@ -32,7 +32,7 @@ import numpy as np
 _FIRST_QUERY_K = 3
 _MIN_ROWS_PER_THREAD = 4096
 # Neighbour lists of SharedBaseSearch: length bounds and a budget of entries in all.
-# The lists hold up to _MAX_LISTED entries per neighbour sought.
+# Neighbour lists hold _MAX_LISTED entries per point, (k + 1) / 2 times that for k.
 _MIN_LISTED, _MAX_LISTED, _LISTED_BUDGET = 16, 64, 1 << 23
 # Most neighbours per point the compiled kernels keep (their buffers' size).
 _MAX_KERNEL_NEIGHBORS = 64
@@ -120,14 +120,15 @@ def k_nearest_neighbors_1d(values, u):
     Parameters
     ----------
     values : ndarray of shape (n,)
-        Finite values whose differences do not overflow.
+        Finite values whose squared differences neither overflow nor underflow
+        (:func:`~chatterjee.backends.safe_scale` sees to it).
     u : ndarray of shape (n, k)
         Uniform [0, 1) draws, ``1 <= k < n``.
 
     Returns
     -------
     ndarray of shape (n, k), int64
-        Row i holds the k neighbours of point i, nearest first.
+        Row i holds the k neighbours of point i (in no set order).
     """
     n, k = u.shape
     order = np.argsort(values, kind="stable")
@@ -458,6 +459,8 @@ class SharedBaseSearch:
             k_nearest_sorted_base,
         )
 
+        if u.shape[1] != self.n_neighbors:
+            raise ValueError(f"`u` must have {self.n_neighbors} columns, got {u.shape[1]}.")
         self.searched += 1
         if self.crowded or (self.base.shape[1] > 1 and self.searched == 1):
             return k_nearest_neighbors(np.column_stack((self.base, block)), u,
