@@ -234,55 +234,6 @@ def k_nearest_listed(const double[:, ::1] block, const int64_t[:, ::1] listed,
                     out[i, m] = index[m]
 
 
-def k_nearest_sorted_base(const double[::1] sorted_base, const int64_t[::1] order,
-                          const double[:, ::1] sorted_block, Py_ssize_t max_scan,
-                          int64_t[:, ::1] out, char[::1] unsure):
-    """The k nearest joint neighbours (k: ``out``'s width) when the base is
-    one-dimensional, walking outwards as :func:`nearest_sorted_base` does until the
-    squared gap alone exceeds the k-th joint distance. Rows that need more than
-    ``max_scan`` steps or meet a near tie are flagged in ``unsure`` (indexed by
-    point)."""
-    cdef Py_ssize_t n = sorted_base.shape[0], k = out.shape[1], s, lo, hi, j, m, scanned
-    cdef double best[64]
-    cdef int64_t index[64]
-    cdef double b, gap_lo, gap_hi, g2, left_out
-    with nogil:
-        for s in range(n):
-            b = sorted_base[s]
-            for m in range(k):
-                best[m] = INFINITY
-            left_out = INFINITY
-            lo = s - 1
-            hi = s + 1
-            scanned = 0
-            while True:
-                gap_lo = b - sorted_base[lo] if lo >= 0 else INFINITY
-                gap_hi = sorted_base[hi] - b if hi < n else INFINITY
-                if gap_lo <= gap_hi:
-                    if lo < 0:
-                        break
-                    g2 = gap_lo * gap_lo
-                    j = lo
-                    lo -= 1
-                else:
-                    g2 = gap_hi * gap_hi
-                    j = hi
-                    hi += 1
-                if g2 > best[k - 1] * (1 + SLACK):
-                    left_out = min(left_out, g2)
-                    break
-                if scanned == max_scan:
-                    left_out = 0.0
-                    break
-                scanned += 1
-                left_out = min(left_out, _keep_nearest(
-                    _add_block_d2(g2, sorted_block, s, j), j, best, index, k))
-            unsure[order[s]] = _undecided(best[k - 1], left_out)
-            if not unsure[order[s]]:
-                for m in range(k):
-                    out[order[s], m] = order[index[m]]
-
-
 def k_nearest_exhaustive(const double[:, ::1] base, const double[:, ::1] block,
                          const int64_t[::1] rows, int64_t[:, ::1] out, char[::1] unsure):
     """The k nearest joint neighbours of the given rows among all points, by brute

@@ -330,7 +330,7 @@ class SharedBaseSearch:
 
     * a one-dimensional base is sorted; each point walks outwards through the
       sorted base values, nearest gap first, until the gap alone exceeds its best
-      joint distance;
+      joint distance (one neighbour);
     * a base of two or more dimensions gets each point's nearest base neighbours
       listed once, in increasing distance; a candidate scans a list only until the
       base distance exceeds the best joint distance, and a row is certified when
@@ -343,16 +343,16 @@ class SharedBaseSearch:
     Distances are summed column by column in the same order everywhere, so equal
     distances are recognised as equal and ties are broken uniformly at random.
 
-    For k nearest neighbours the kernels keep each row's k nearest so far; a
+    For k nearest neighbours the kernels keep each row's k nearest so far. A
     one-column base and a one-column candidate share a grid of quantile cells, each
     point visiting rings of cells until the unvisited ones are farther than its k-th
-    nearest (the sorted sweep costs more in the plane); the lists
-    are (k + 1) / 2 times longer, and the k-th joint distance plays the part of the
-    nearest. The lists are built for the second candidate (one candidate alone is
-    searched faster with a k-d tree on the joint space).
-    A row that meets a tie with a kept distance goes to :func:`k_nearest_neighbors`,
-    whose tie rule is then applied as is: the graph is the one that function gives,
-    at a fraction of its cost (no k-d tree per candidate).
+    nearest (in the plane the sorted sweep visits far more points). Other candidates
+    scan lists (k + 1) / 2 times longer, built for the second candidate of a search
+    (one candidate alone is searched faster with a k-d tree on the joint space), any
+    base included. A row whose k-th distance lies within a relative 1e-12 of a
+    distance left out goes to :func:`k_nearest_neighbors`, as do the rows the
+    kernels cannot certify, so the graph is the one that function gives, tie rule
+    included, at a fraction of its cost.
 
     Parameters
     ----------
@@ -451,26 +451,23 @@ class SharedBaseSearch:
     def _k_neighbors(self, block, u):
         """The k nearest neighbours (k = ``u.shape[1]``): the kernels settle the rows
         without a tie at the k-th distance; the k-d tree search of
-        :func:`k_nearest_neighbors` takes the rest, with its tie rule."""
-        from ._joint import (
-            k_nearest_exhaustive,
-            k_nearest_grid,
-            k_nearest_listed,
-            k_nearest_sorted_base,
-        )
+        :func:`k_nearest_neighbors` takes the rest, with its tie rule. A one-column
+        base and candidate use the grid; other candidates the lists, built for the
+        second of them."""
+        from ._joint import k_nearest_exhaustive, k_nearest_grid, k_nearest_listed
 
         if u.shape[1] != self.n_neighbors:
             raise ValueError(f"`u` must have {self.n_neighbors} columns, got {u.shape[1]}.")
-        self.searched += 1
-        if self.crowded or (self.base.shape[1] > 1 and self.searched == 1):
+        on_grid = self.base.shape[1] == 1 and block.shape[1] == 1
+        if not (self.crowded or on_grid):
+            self.searched += 1
+        if self.crowded or (not on_grid and self.searched == 1):
             return k_nearest_neighbors(np.column_stack((self.base, block)), u,
                                        workers=self.workers)
-        if self.base.shape[1] > 1 and self.lists is None:
-            self.lists = self._list_neighbors()      # threads may race: same lists
         n, k = u.shape
         neighbors = np.empty((n, k), dtype=np.int64)
         unsure = np.zeros(n, dtype=np.int8)
-        if self.base.shape[1] == 1 and block.shape[1] == 1:
+        if on_grid:
             base_edges, base_cell = self.grid
             column_edges, column_cell = _quantile_cells(np.sort(block[:, 0]), block[:, 0])
             m = base_edges.shape[0]
@@ -480,10 +477,9 @@ class SharedBaseSearch:
             k_nearest_grid(self.base[:, 0], block[:, 0], base_edges, column_edges,
                            base_cell, column_cell, cell_start,
                            np.argsort(cell, kind="stable"), _MAX_SWEEP, neighbors, unsure)
-        elif self.base.shape[1] == 1:
-            k_nearest_sorted_base(self.sorted_base, self.order, block[self.order],
-                                  _MAX_SWEEP, neighbors, unsure)
         else:
+            if self.lists is None:
+                self.lists = self._list_neighbors()      # threads may race: same lists
             k_nearest_listed(block, *self.lists, neighbors, unsure)
         rows = np.flatnonzero(unsure)
         if rows.shape[0] <= _EXHAUSTIVE_ROWS:
