@@ -188,24 +188,39 @@ class _BlanketTests:
         self.parallel, self.n_workers, self.progress = parallel, n_workers, progress
         null, self.scale = response.unconditional_terms(0.0)
         self.null = -null            # T(Y, Z) = (agreement - null) / scale
+        self._references = {}
 
     def condition_on(self, columns, resampler=None):
         """Fix X_S (``columns`` of the features), with X_S's ConditionalResampler when
         it is already built; False when Y is a function of X_S (then no block can add
-        dependence)."""
+        dependence). The agreement of X_S's graph is kept for the next time X_S
+        comes (the shrink tests the member it has just scored)."""
         self.base = self.features[:, columns]
         if columns.shape[0]:
-            given, = nearest_neighbor_graphs([self.base], self.rng, workers=1,
-                                             n_neighbors=self.n_neighbors, ties=self.ties)
-            self.reference = agreement(self.response, given)
+            key = tuple(columns.tolist())
+            if key not in self._references:
+                self._references[key] = self.graph_agreement(columns)
+            self.reference = self._references[key]
             self.denominator = self.response.self_total() - self.reference
         else:
             self.reference, self.denominator = self.null, self.scale
-        self._resampler = resampler
-        self.search = (shared_base_search(self.base, workers=1,
-                                          n_neighbors=self.n_neighbors, ties=self.ties)
-                       if columns.shape[0] or self.ties == "average" else None)
+        self._resampler, self._search = resampler, None
         return self.denominator > 0
+
+    def graph_agreement(self, columns):
+        """The agreement of the graph of the features' ``columns``."""
+        graph, = nearest_neighbor_graphs([self.features[:, columns]], self.rng, workers=1,
+                                         n_neighbors=self.n_neighbors, ties=self.ties)
+        return agreement(self.response, graph)
+
+    @property
+    def search(self):
+        """The search of X_S joined with a block, built when first needed (None when
+        X_S is empty and ties are drawn)."""
+        if self._search is None and (self.base.shape[1] or self.ties == "average"):
+            self._search = shared_base_search(self.base, workers=1,
+                                              n_neighbors=self.n_neighbors, ties=self.ties)
+        return self._search
 
     def statistics(self, blocks, desc):
         """T_n(Y, block | X_S) of each block (a list of column arrays)."""
@@ -400,11 +415,12 @@ def _grow_shrink(features, members, response, *, alpha, prune, n_neighbors, ties
                 remaining.pop(position)
         kept, pruned, pruning_scores = list(picked), [], []
         while prune and len(kept) > 1:
+            # X_rest joined with a member is the whole blanket: one graph per round.
+            joint = tests.graph_agreement(columns_of(kept))
             statistics = []
             for member in kept:
                 tests.condition_on(columns_of([m for m in kept if m != member]))
-                statistics.append(float(tests.statistics([members[member]],
-                                                         "blanket pruning")[0]))
+                statistics.append(float((joint - tests.reference) / tests.denominator))
             weakest = int(np.argmin(statistics))
             rest = [m for m in kept if m != kept[weakest]]
             resampler = ConditionalResampler(features[:, columns_of(rest)],
