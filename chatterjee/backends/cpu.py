@@ -312,9 +312,9 @@ def _shared_row_fraction(points):
 
 
 def _quantile_cells(ordered, values):
-    """Cells of about ``_GRID_OCCUPANCY ** 0.5`` points of a column for a square grid
-    of its points: lower edges at quantiles of ``ordered`` (the column sorted), and
-    the cell of each value."""
+    """The m = sqrt(n / ``_GRID_OCCUPANCY``) cells of a column on one axis of a square
+    grid of about ``_GRID_OCCUPANCY`` points per cell: their lower edges, at
+    quantiles of ``ordered`` (the column sorted), and the cell of each value."""
     m = max(1, math.isqrt(ordered.shape[0] // _GRID_OCCUPANCY))
     edges = np.ascontiguousarray(ordered[np.arange(m) * ordered.shape[0] // m])
     return edges, np.searchsorted(edges, values, side="right").astype(np.int64) - 1
