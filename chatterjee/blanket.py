@@ -82,15 +82,17 @@ class _CovarianceTests:
     """Generalised covariance measures of Y and candidates given X_S (Shah and
     Peters), made robust to a wrong regression of Y, in three directions.
 
-    Y enters as the normal scores of its ranks, regressed on X_S by least squares on
-    additive cubic splines (5 knots at quantiles per variable): its residual e, and
-    the residual v of e squared on the same splines (the spread of Y given X_S). A
-    candidate enters as its conditional ranks r given X_S
-    (:meth:`~chatterjee.codec.ConditionalResampler.conditional_ranks`; without X_S,
-    its ranks), through r - 1/2 and its square, centred. Three products are tested,
-    each by its mean over its standard error with a two-sided normal p-value:
+    Y's ranks and their normal scores are regressed on X_S by least squares on
+    additive cubic splines (5 knots at quantiles per variable): the residuals d of
+    the ranks and e of the scores, and the residual v of e squared on the same
+    splines (the spread of Y given X_S). A candidate enters as its conditional ranks
+    r given X_S (:meth:`~chatterjee.codec.ConditionalResampler.conditional_ranks`;
+    without X_S, its ranks), through r - 1/2 and its square, centred. Three products
+    are tested, each by its mean over its standard error with a two-sided normal
+    p-value:
 
-    * e (r - 1/2): a shift of Y with the candidate (a correlation given X_S);
+    * d (r - 1/2): a shift of Y with the candidate (a correlation given X_S; the
+      ranks are bounded, which keeps the product's tails light at small n);
     * e ((r - 1/2)^2, centred): Y rises or falls with the candidate's distance from
       its conditional median (a parent through a square, a cosine, an absolute
       value);
@@ -110,7 +112,8 @@ class _CovarianceTests:
 
         self.features = features
         n = features.shape[0]
-        self.scores = norm.ppf((rankdata(ranks) - 0.5) / n)
+        self.ranks = rankdata(ranks) / n
+        self.scores = norm.ppf(self.ranks - 0.5 / n)
         self._splines = {}
 
     def _spline(self, column):
@@ -135,6 +138,7 @@ class _CovarianceTests:
         def residual_of(target):
             return target - design @ (solve @ (vectors[:, kept].T @ (design.T @ target)))
 
+        self.rank_residual = residual_of(self.ranks)
         self.residual = residual_of(self.scores)
         self.spread = residual_of(self.residual ** 2)
         self.resampler = resampler
@@ -153,8 +157,8 @@ class _CovarianceTests:
         squared = centred ** 2
         squared -= squared.mean(axis=0)
         pvalues = np.ones(columns.shape[0])
-        for of_y, of_candidate in ((self.residual, centred), (self.residual, squared),
-                                   (self.spread, centred)):
+        for of_y, of_candidate in ((self.rank_residual, centred),
+                                   (self.residual, squared), (self.spread, centred)):
             products = of_y[:, None] * of_candidate
             deviation = products.std(axis=0)
             statistic = np.sqrt(products.shape[0]) * products.mean(axis=0) / np.where(
