@@ -619,12 +619,12 @@ def markov_blanket(X, y, *, alpha=0.01, y_type="auto", groups=None, prune=True,
 
     On continuous data (no repeated value in the features, a response that is not
     categorical) each decision joins a second test, built on the generalised
-    covariance measure of Shah and Peters: the residual of Y's normal scores from
-    an additive cubic-spline regression on X_S, and the residual of its square (Y's
-    spread), times the candidate's conditional ranks given X_S and their distance
-    from 1/2, in three products (a shift, an even link from a parent, an even link
-    to a child), each averaged and divided by its standard error, Bonferroni over
-    the three. Its level holds when either the regressions or the conditional ranks
+    covariance measure of Shah and Peters: the residuals of Y's ranks and of their
+    normal scores from an additive cubic-spline regression on X_S, and the residual
+    of the latter's square (Y's spread), times the candidate's conditional ranks
+    given X_S and their distance from 1/2, in three products (a shift, an even link
+    from a parent, an even link to a child), each averaged and divided by its
+    standard error, Bonferroni over the three. Its level holds when either the regressions or the conditional ranks
     are right, and it has the power of a partial correlation against effects that
     shift the correlation of Y and the candidate, which the nearest-neighbour
     coefficient lacks (weak linear effects given several others), and power against
