@@ -570,10 +570,13 @@ class ConditionalResampler:
     n_samples : int
     workers : int, default=-1
         Threads for the neighbour search of the fit.
+    search : SharedBaseSearch, optional
+        A search whose base is ``x``: its lists of nearest points serve the fit and
+        the ranks when they are built.
     """
 
-    def __init__(self, x, n_samples, workers=-1):
-        self.n = n_samples
+    def __init__(self, x, n_samples, workers=-1, search=None):
+        self.n, self.search = n_samples, search
         if x is None:
             self.near = None
             cells = np.zeros(n_samples, dtype=np.int64)
@@ -590,7 +593,8 @@ class ConditionalResampler:
         self._ranked = None
 
     def _near(self, k):
-        return nearest_including_self(self.x, k, self.workers)
+        near = None if self.search is None else self.search.nearest_in_base(k)
+        return nearest_including_self(self.x, k, self.workers) if near is None else near
 
     def fitted(self, z):
         """The local linear fit of each column of ``z`` (n, q) at every point."""

@@ -223,3 +223,58 @@ def test_brute_force_draws_equidistant_neighbours_uniformly():
         counts[cpu.nearest_neighbors_cpu(points, rng.random(points.shape[0]))[0]] += 1
     assert counts[0] == 0 and counts[1:].sum() == 1900
     assert stats.chisquare(counts[1:]).pvalue > 1e-3
+
+
+def _cells_one_at_a_time(points, size):
+    """The definition of ``local_cells``: split one cell at a time, at the median."""
+    cell = np.zeros(points.shape[0], dtype=np.int64)
+    pending, n_cells = [np.arange(points.shape[0])], 0
+    while pending:
+        members = pending.pop()
+        column = points[members][:, int(np.argmax(np.ptp(points[members], axis=0)))]
+        median = np.median(column)
+        lower = column < median
+        if not lower.any():
+            lower = column <= median
+        if members.shape[0] < 2 * size or lower.all():
+            cell[members] = n_cells
+            n_cells += 1
+        else:
+            pending += [members[lower], members[~lower]]
+    return cell
+
+
+@pytest.mark.parametrize("kind", ["continuous", "rounded", "discrete"])
+def test_local_cells_split_at_the_medians(kind):
+    from chatterjee.backends import local_cells
+
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        n, d, size = int(rng.integers(1, 300)), int(rng.integers(1, 5)), int(rng.integers(1, 15))
+        points = rng.normal(size=(n, d))
+        if kind == "rounded":
+            points = np.round(points, 1)
+        elif kind == "discrete":
+            points = rng.integers(0, 3, size=(n, d)).astype(float)
+        cells = local_cells(points, size)
+        expected = _cells_one_at_a_time(points, size)
+        pairs = set(zip(cells.tolist(), expected.tolist()))
+        assert len(pairs) == len(set(cells.tolist())) == len(set(expected.tolist()))
+        assert sorted(set(cells.tolist())) == list(range(len(pairs)))
+        if kind == "continuous":
+            sizes = np.bincount(cells)
+            assert sizes.max() <= max(2 * size - 1, 1) and (n < 2 * size or sizes.min() >= size)
+
+
+def test_shared_search_lists_the_nearest_base_points_of_the_resampler():
+    from chatterjee.backends.cpu import SharedBaseSearch, nearest_including_self
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(500, 3))
+    search = SharedBaseSearch(base, workers=1, n_neighbors=5)
+    assert search.nearest_in_base(8) is None              # lists not built yet
+    for _ in range(2):
+        search.neighbors(rng.normal(size=500), rng.random((500, 5)))
+    np.testing.assert_array_equal(search.nearest_in_base(8),
+                                  nearest_including_self(base, 8, workers=1))
+    assert search.nearest_in_base(10_000) is None

@@ -346,12 +346,13 @@ def test_tested_blanket_finds_weak_linear_parents():
     """Eight parents of 0.25 each (a linear-Gaussian node with a wide blanket, as in
     magic-niab), beside eight independent columns: the covariance test finds the
     weak parents that the nearest-neighbour coefficient misses given the others."""
-    recalls = []
+    recalls, strays = [], 0
     for seed in range(3):
         rng = np.random.default_rng(seed)
         X = rng.normal(size=(2000, 16))
         y = 0.25 * X[:, :8].sum(axis=1) + rng.normal(size=2000)
         blanket = set(markov_blanket(X, y, random_state=seed).blanket.tolist())
-        assert blanket <= set(range(8)) | {8 + seed}, blanket   # at most one stray
+        strays += len(blanket - set(range(8)))
         recalls.append(len(blanket & set(range(8))) / 8)
     assert np.mean(recalls) >= 0.9
+    assert strays <= 1

@@ -407,6 +407,14 @@ class SharedBaseSearch:
         bound = base_d2.max(axis=1) * (1 - 1e-12) if k < n - 1 else np.full(n, np.inf)
         return listed, base_d2, bound
 
+    def nearest_in_base(self, k):
+        """The ``k`` nearest points of every point in the base, itself first, from
+        the lists when they are built and long enough (else None), shape (n, k)."""
+        if self.lists is None or self.lists[0].shape[1] < k - 1:
+            return None
+        listed = self.lists[0]
+        return np.column_stack((np.arange(listed.shape[0]), listed[:, :k - 1]))
+
     def neighbors(self, block, u):
         """The nearest neighbour(s) of every point in the space ``(base, block)``.
 
@@ -710,7 +718,8 @@ def tied_neighbors(points, k=1, workers=-1):
 def local_cells(points, size):
     """A partition of the points into cells of ``size`` to ``2 * size - 1`` nearby
     points: recursive splits of a cell at the median of its widest coordinate (equal
-    values stay together, so a cell of identical points is never split).
+    values stay together, so a cell of identical points is never split). All cells
+    of one depth are split at once.
 
     Parameters
     ----------
@@ -720,25 +729,39 @@ def local_cells(points, size):
     Returns
     -------
     ndarray of shape (n,), int64
-        The cell of each point.
+        The cell of each point, numbered from 0.
     """
-    cell = np.zeros(points.shape[0], dtype=np.int64)
-    pending, n_cells = [np.arange(points.shape[0])], 0
-    while pending:
-        members = pending.pop()
-        coordinates = points[members]
-        spread = coordinates.max(axis=0) - coordinates.min(axis=0)
-        column = coordinates[:, int(np.argmax(spread))]
-        median = np.median(column)
-        lower = column < median
-        if not lower.any():
-            lower = column <= median
-        if members.shape[0] < 2 * size or lower.all():
-            cell[members] = n_cells
-            n_cells += 1
-        else:
-            pending += [members[lower], members[~lower]]
-    return cell
+    n = points.shape[0]
+    cell = np.zeros(n, dtype=np.int64)
+    pending = np.arange(n)                  # points of cells still to be looked at
+    n_cells = 1
+    while pending.shape[0]:
+        pending = pending[np.argsort(cell[pending], kind="stable")]
+        ids, starts, counts = np.unique(cell[pending], return_index=True,
+                                        return_counts=True)
+        coordinates = points[pending]
+        spread = (np.maximum.reduceat(coordinates, starts)
+                  - np.minimum.reduceat(coordinates, starts))
+        widest = np.argmax(spread, axis=1)
+        of_point = np.repeat(np.arange(ids.shape[0]), counts)
+        values = coordinates[np.arange(pending.shape[0]), widest[of_point]]
+        ordered = values[np.lexsort((values, of_point))]
+        middle = starts + (counts - 1) // 2
+        median = np.where(counts % 2 == 1, ordered[middle],
+                          (ordered[middle] + ordered[np.minimum(middle + 1, values.shape[0] - 1)]) / 2)
+        lower = values < median[of_point]
+        none_lower = np.bincount(of_point, weights=lower, minlength=ids.shape[0]) == 0
+        lower |= none_lower[of_point] & (values <= median[of_point])
+        split = ((counts >= 2 * size)
+                 & (np.bincount(of_point, weights=lower, minlength=ids.shape[0]) < counts))
+        # A split cell keeps its number for its upper part; its lower part is new.
+        new_id = np.full(ids.shape[0], -1)
+        new_id[split] = n_cells + np.arange(np.count_nonzero(split))
+        n_cells += np.count_nonzero(split)
+        moved = split[of_point] & lower
+        cell[pending[moved]] = new_id[of_point[moved]]
+        pending = pending[split[of_point]]
+    return np.unique(cell, return_inverse=True)[1].astype(np.int64)
 
 
 def nearest_including_self(points, k, workers=-1):
