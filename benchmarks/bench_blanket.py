@@ -94,11 +94,16 @@ def network_sample(name, n, seed):
     """(data, blankets, discrete) of a pgmpy network sampled forward; discrete states
     as integer codes."""
     import logging
+    import warnings
 
     from pgmpy.utils import get_example_model
 
     logging.getLogger("pgmpy").setLevel(logging.ERROR)
-    model = get_example_model(name)
+    with warnings.catch_warnings():
+        # Its successor, pgmpy.example_models.load_model, downloads the network;
+        # this one reads the copy inside pgmpy's wheel.
+        warnings.simplefilter("ignore", FutureWarning)
+        model = get_example_model(name)
     discrete = name in DISCRETE_NETWORKS
     frame = (model.simulate(n, seed=seed, show_progress=False) if discrete
              else model.simulate(n, seed=seed))

@@ -173,6 +173,17 @@ class _CovarianceTests:
                          for part in np.split(pvalues, ends[:-1])])
 
 
+def _zscore(statistic, null):
+    """(statistic - mean) / sd of the values ``null``. When they are equal within
+    rounding (1e-12; tied data can give every draw the same graph): +inf above
+    them, -inf below, 0 at their value."""
+    null = np.asarray(null)
+    excess = statistic - np.mean(null)
+    if np.ptp(null) > 1e-12:
+        return excess / np.std(null, ddof=1)
+    return 0.0 if abs(excess) <= 1e-12 else float(np.copysign(np.inf, excess))
+
+
 class _BlanketTests:
     """T_n(Y, block | X_S) and its test for the tested search of :func:`markov_blanket`.
 
@@ -297,9 +308,7 @@ class _BlanketTests:
         null = []
         while len(null) < NULL_DRAWS:
             null.extend(self._statistic_of(next(draws)) for _ in range(NULL_BATCH))
-            spread = np.std(null, ddof=1)
-            score = ((statistic - np.mean(null)) / spread if spread > 0
-                     else np.inf * np.sign(statistic - np.mean(null)))
+            score = _zscore(statistic, null)
             if not 0 <= score <= 2 * self.critical:
                 break
         return score
@@ -576,7 +585,7 @@ def markov_blanket(X, y, *, alpha=0.01, y_type="auto", groups=None, prune=True,
         networks; the documentation's tables), 1 (FOCI's coefficient) for the
         untested search and with ``randomized=True``. k > 1 needs NumPy data, is
         not available with ``randomized=True`` (L-CODEC has no k-nearest-neighbour
-        version), and is slower (a k-d tree per candidate). On the bullseye network,
+        version), and is slower (k neighbours per point). On the bullseye network,
         ``group_features='norm'`` with ``n_neighbors=5`` recovers the blanket more
         reliably than with 1 (see the benchmarks in the documentation).
     ties : {'random', 'average'} or None, default=None

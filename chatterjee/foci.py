@@ -530,9 +530,9 @@ _SHARED_DOC = """
     n_neighbors : int, default=1
         k for the k-nearest-neighbour coefficient (see :func:`codec`): each
         candidate is scored by the mean of min(R_i, R_j) over the k nearest
-        neighbours j of every point. 1 is FOCI. k > 1 needs NumPy data and searches
-        a k-d tree on the joint block for every candidate (no shared structure), so
-        it is several times slower than k = 1.
+        neighbours j of every point. 1 is FOCI. k > 1 needs NumPy data and is
+        slower than k = 1: each point keeps k neighbours, and its lists of the
+        selected block's nearest points are (k + 1) / 2 times longer.
     nan_policy : {'raise', 'omit'}, default='raise'
         Rows with NaN in ``X`` or ``y``: raise an error, or drop them.
     random_state : None, int or numpy.random.Generator, default=None

@@ -356,3 +356,18 @@ def test_tested_blanket_finds_weak_linear_parents():
         recalls.append(len(blanket & set(range(8))) / 8)
     assert np.mean(recalls) >= 0.9
     assert strays <= 1
+
+
+def test_zscore_among_equal_draws_is_signed_infinity_or_zero():
+    import warnings
+
+    from chatterjee.blanket import _zscore
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _zscore(0.5, [0.2, 0.2, 0.2]) == np.inf
+        assert _zscore(0.1, [0.2, 0.2, 0.2]) == -np.inf
+        assert _zscore(0.2, [0.2, 0.2, 0.2]) == 0.0
+        assert _zscore(0.1 + 0.2, [0.3, 0.1 + 0.2, 0.3]) == 0.0      # rounding
+    assert _zscore(1.0, [0.0, 1.0, 2.0]) == 0.0
+    assert _zscore(3.0, [0.0, 1.0, 2.0]) == pytest.approx(2.0)
