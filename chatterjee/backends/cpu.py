@@ -737,25 +737,26 @@ def local_cells(points, size):
     n_cells = 1
     while pending.shape[0]:
         pending = pending[np.argsort(cell[pending], kind="stable")]
-        ids, starts, counts = np.unique(cell[pending], return_index=True,
-                                        return_counts=True)
+        _, starts, counts = np.unique(cell[pending], return_index=True,
+                                      return_counts=True)
+        groups = starts.shape[0]
         coordinates = points[pending]
         spread = (np.maximum.reduceat(coordinates, starts)
                   - np.minimum.reduceat(coordinates, starts))
-        widest = np.argmax(spread, axis=1)
-        of_point = np.repeat(np.arange(ids.shape[0]), counts)
-        values = coordinates[np.arange(pending.shape[0]), widest[of_point]]
+        of_point = np.repeat(np.arange(groups), counts)
+        values = coordinates[np.arange(pending.shape[0]),
+                             np.argmax(spread, axis=1)[of_point]]
         ordered = values[np.lexsort((values, of_point))]
-        middle = starts + (counts - 1) // 2
-        median = np.where(counts % 2 == 1, ordered[middle],
-                          (ordered[middle] + ordered[np.minimum(middle + 1, values.shape[0] - 1)]) / 2)
+        low = starts + (counts - 1) // 2     # the middle value, or the lower of two
+        high = np.minimum(low + 1, values.shape[0] - 1)
+        median = np.where(counts % 2 == 1, ordered[low], (ordered[low] + ordered[high]) / 2)
         lower = values < median[of_point]
-        none_lower = np.bincount(of_point, weights=lower, minlength=ids.shape[0]) == 0
+        none_lower = np.bincount(of_point, weights=lower, minlength=groups) == 0
         lower |= none_lower[of_point] & (values <= median[of_point])
         split = ((counts >= 2 * size)
-                 & (np.bincount(of_point, weights=lower, minlength=ids.shape[0]) < counts))
+                 & (np.bincount(of_point, weights=lower, minlength=groups) < counts))
         # A split cell keeps its number for its upper part; its lower part is new.
-        new_id = np.full(ids.shape[0], -1)
+        new_id = np.full(groups, -1)
         new_id[split] = n_cells + np.arange(np.count_nonzero(split))
         n_cells += np.count_nonzero(split)
         moved = split[of_point] & lower
