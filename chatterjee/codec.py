@@ -615,7 +615,12 @@ class ConditionalResampler:
         if self.near is None:
             raise ValueError("conditional ranks need conditioning variables")
         if self._ranked is None:
-            self._ranked = self._near(min(self.n, _RANKED + 1))[:, 1:]
+            # Other points only: with repeated rows the k-d tree may list a duplicate
+            # before the point itself.
+            m = min(self.n - 1, _RANKED)
+            near = None if self.search is None else self.search.nearest_in_base(m + 1)
+            self._ranked = (neighbors_in_order(self.x, m, workers=self.workers)[0]
+                            if near is None else near[:, 1:])
         residuals = z - self.fitted(z)
         around = residuals[self._ranked]                        # (n, m, q)
         below = (around < residuals[:, None, :]).sum(axis=1)

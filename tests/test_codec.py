@@ -325,6 +325,19 @@ def test_conditional_pvalue_equals_a_brute_force_resampling():
     assert again.pvalue == result.pvalue
 
 
+def test_conditional_ranks_never_rank_a_point_among_its_duplicates_as_itself():
+    """With repeated rows of X a k-d tree may list a duplicate before the point
+    itself; a residual is still ranked among other points only."""
+    from chatterjee.codec import ConditionalResampler
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, size=(300, 2)).astype(float)
+    resampler = ConditionalResampler(x, 300, workers=1)
+    ranks = resampler.conditional_ranks(rng.normal(size=(300, 1)), rng)
+    assert not (resampler._ranked == np.arange(300)[:, None]).any()
+    assert ((0 <= ranks) & (ranks <= 1)).all()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["smooth", "sharp", "ancestor"])
 def test_conditional_test_is_calibrated_on_nonlinear_nulls(kind):
