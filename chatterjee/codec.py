@@ -592,8 +592,12 @@ class ConditionalResampler:
         self.order = np.argsort(cells, kind="stable")
         self._ranked = None
 
+    def _listed(self, k):
+        """Each point and its k - 1 nearest from the search's lists, or None."""
+        return None if self.search is None else self.search.nearest_in_base(k)
+
     def _near(self, k):
-        near = None if self.search is None else self.search.nearest_in_base(k)
+        near = self._listed(k)
         return nearest_including_self(self.x, k, self.workers) if near is None else near
 
     def fitted(self, z):
@@ -618,7 +622,7 @@ class ConditionalResampler:
             # Other points only: with repeated rows the k-d tree may list a duplicate
             # before the point itself.
             m = min(self.n - 1, _RANKED)
-            near = None if self.search is None else self.search.nearest_in_base(m + 1)
+            near = self._listed(m + 1)
             self._ranked = (neighbors_in_order(self.x, m, workers=self.workers)[0]
                             if near is None else near[:, 1:])
         residuals = z - self.fitted(z)
